@@ -1,0 +1,131 @@
+"""The `retail` command line: run the local stack and the platform's jobs.
+
+    retail up          start every service, wait until healthy, print addresses and logins
+    retail status      one line per component
+    retail logs NAME   a service's log
+    retail down        stop everything; data stays in the state folder
+    retail db migrate  apply pending database migrations
+
+Errors a user can fix print one line, `error: <cause>; <fix>`, and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from retail.db import DatabaseUnavailable, MigrationError, migrate
+from retail.settings import Settings, SettingsError, load_settings
+from retail.stack import stack
+from retail.stack.errors import StackError
+from retail.stack.supervisor import log_path, tail
+
+app = typer.Typer(help="Real-time retail analytics platform.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+USER_ERRORS = (StackError, SettingsError, DatabaseUnavailable, MigrationError)
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def fails_cleanly(command: F) -> F:
+    """Turn the errors a user can fix into one line on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return command(*args, **kwargs)
+        except USER_ERRORS as error:
+            for line in str(error).splitlines():
+                typer.echo(f"error: {line}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+@app.command()
+@fails_cleanly
+def up() -> None:
+    """Start every service and wait for its health check; harmless when already up."""
+    started = time.monotonic()
+    current = stack.up(settings(), report=lambda line: typer.echo(f"  {line}"))
+    typer.echo(f"Platform up in {time.monotonic() - started:.1f}s.")
+    host, port = current.pg_host_port
+    password = current.pg_analyst_password.get_secret_value() if current.pg_analyst_password else "<from env>"
+    typer.echo(f"  PostgreSQL  {host}:{port}/{current.pg_database}")
+    typer.echo(
+        f"              analysts: psql postgresql://{current.pg_analyst_user}:{password}@{host}:{port}/"
+        f"{current.pg_database}"
+    )
+    typer.echo(f"              other logins (writer, admin): {current.secrets_file}")
+    typer.echo(
+        f"  Kafka       {current.bootstrap_servers}  topics: {current.transactions_topic}, "
+        f"{current.refunds_topic}"
+    )
+
+
+@app.command()
+@fails_cleanly
+def down() -> None:
+    """Stop every service; databases and logs stay in the state folder."""
+    current = settings()
+    if stack.down(current):
+        typer.echo(f"Platform stopped; data kept in {current.state_dir}.")
+    else:
+        typer.echo("Nothing was running.")
+
+
+@app.command()
+@fails_cleanly
+def status() -> None:
+    """One line per component: state, port, pid, and the last error of a failed one."""
+    for component in stack.status(settings()):
+        typer.echo(component.line())
+
+
+@app.command()
+@fails_cleanly
+def logs(
+    name: Annotated[str, typer.Argument(help="Service name, as listed by `retail status`.")],
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines from the end.")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+) -> None:
+    """Print the end of a service's log."""
+    current = settings()
+    known = [service.name for service in stack.services(current)]
+    if name not in known:
+        raise StackError(f"no service named {name!r}; choose one of: {', '.join(known)}")
+    path = log_path(current, name)
+    if not path.is_file():
+        raise StackError(f"{name} has no log yet at {path}; start it with `retail up`")
+    for line in tail(path, lines):
+        typer.echo(line)
+    if follow:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            while True:
+                chunk = handle.readline()
+                if chunk:
+                    typer.echo(chunk.decode(errors="replace").rstrip("\n"))
+                else:
+                    time.sleep(0.5)
+
+
+@db_app.command("migrate")
+@fails_cleanly
+def db_migrate() -> None:
+    """Apply pending migrations from db/migrations (each in its own transaction)."""
+    applied = migrate(settings())
+    typer.echo("Applied: " + ", ".join(applied) if applied else "Database is up to date.")
+
+
+if __name__ == "__main__":
+    app()

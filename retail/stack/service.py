@@ -1,0 +1,26 @@
+"""What the stack needs to know to supervise one process and tell whether it is healthy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    command: list[str]
+    # Raises (any exception, message shown to the user) while the service is not ready.
+    health_check: Callable[[], None]
+    port: int | None = None
+    # The setting to change when the port is taken, named in the busy-port error.
+    port_setting: str | None = None
+    url: str | None = None
+    # Run as this OS user (supervisord drops privileges); None keeps the current user.
+    user: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    directory: str | None = None
+    stop_signal: str = "TERM"
+    stop_wait_s: int = 30
+    # Runs once after the first successful health check of an `up` (migrations, topics).
+    on_ready: Callable[[], None] | None = None

@@ -1,0 +1,177 @@
+"""`up`, `down` and `status` of the local stack.
+
+Services start in order (PostgreSQL, Kafka, then the stage services of later issues), each only after
+the previous one passed its health check. A service already running is checked, not restarted, so a
+second `up` is harmless. External servers (RETAIL_PG_URL, RETAIL_KAFKA_BOOTSTRAP) are not started but
+are health-checked and prepared (migrations, topics) the same way.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from retail.db import DatabaseUnavailable, migrate
+from retail.settings import Settings
+from retail.stack import kafka, postgres
+from retail.stack.errors import StackError
+from retail.stack.secrets import ensure_secrets
+from retail.stack.service import Service
+from retail.stack.supervisor import Supervisor
+from retail.topics import ensure_topics
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    state: str  # "up", "down", "starting", "external"
+    port: int | None
+    pid: int | None
+    detail: str
+
+    def line(self) -> str:
+        port = str(self.port) if self.port else "-"
+        pid = str(self.pid) if self.pid else "-"
+        return f"{self.name:<12} {self.state:<9} port {port:<6} pid {pid:<8} {self.detail}".rstrip()
+
+
+def services(settings: Settings) -> list[Service]:
+    """The supervised processes, in start order."""
+    supervised: list[Service] = []
+    if settings.embedded_postgres:
+        supervised.append(postgres.service(settings))
+    if settings.embedded_kafka:
+        supervised.append(kafka.service(settings))
+    return supervised
+
+
+def external_checks(settings: Settings) -> list[tuple[str, Callable[[], None], Callable[[], object]]]:
+    """(name, health check, preparation) of each component served by an external server."""
+    checks: list[tuple[str, Callable[[], None], Callable[[], object]]] = []
+    if not settings.embedded_postgres:
+        checks.append(("postgres", lambda: postgres.health_check(settings), lambda: migrate(settings)))
+    if not settings.embedded_kafka:
+        checks.append(("kafka", lambda: kafka.health_check(settings), lambda: ensure_topics(settings)))
+    return checks
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_healthy(
+    name: str, check: Callable[[], None], timeout_s: float, is_alive: Callable[[], bool]
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    last_error = "no answer yet"
+    while True:
+        try:
+            check()
+            return
+        except Exception as error:
+            last_error = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if not is_alive():
+            raise StackError(f"{name} exited during start-up ({last_error}); see `retail logs {name}`")
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"{name} did not become healthy within {timeout_s:.0f}s ({last_error}); "
+                f"see `retail logs {name}`, or raise RETAIL_HEALTH_TIMEOUT_S"
+            )
+        time.sleep(0.25)
+
+
+def up(settings: Settings, report: Callable[[str], None] = print) -> Settings:
+    """Start every service and wait until healthy; returns settings including generated secrets."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    settings = ensure_secrets(settings)
+    for folder in (settings.run_dir, settings.log_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+
+    supervised = services(settings)  # resolves binaries first: a missing one fails before anything starts
+    supervisor = Supervisor(settings)
+    running = {info.name for info in supervisor.all_info() if info.state in {"RUNNING", "STARTING"}}
+    for service in supervised:
+        if service.name not in running and service.port and not port_is_free(settings.host, service.port):
+            raise StackError(
+                f"port {service.port} is already in use by another process ({service.name} needs it); "
+                f"stop that process or set {service.port_setting} to a free port"
+            )
+    if settings.embedded_postgres and postgres.ensure_cluster(settings):
+        report(f"initialized a new PostgreSQL cluster in {settings.pg_data_dir}")
+
+    supervisor.write_config(supervised)
+    supervisor.start_daemon()
+    for service in supervised:
+        if service.name in running:
+            report(f"{service.name}: already running")
+        else:
+            supervisor.start(service.name)
+
+        def alive(name: str = service.name) -> bool:
+            info = supervisor.info(name)
+            return info is not None and info.state in {"RUNNING", "STARTING", "BACKOFF"}
+
+        wait_healthy(service.name, service.health_check, settings.health_timeout_s, alive)
+        if service.on_ready:
+            _prepare(service.name, service.on_ready)
+        report(f"{service.name}: healthy")
+
+    for name, check, prepare in external_checks(settings):
+        wait_healthy(name, check, settings.health_timeout_s, lambda: True)
+        _prepare(name, prepare)
+        report(f"{name}: external server healthy")
+    return settings
+
+
+def _prepare(name: str, action: Callable[[], object]) -> None:
+    try:
+        action()
+    except DatabaseUnavailable as error:
+        raise StackError(str(error)) from None
+
+
+def down(settings: Settings) -> bool:
+    """Stop every supervised service and supervisord; data stays on disk. False if nothing ran."""
+    supervisor = Supervisor(settings)
+    if not supervisor.is_running():
+        return False
+    supervisor.shutdown()
+    return True
+
+
+def status(settings: Settings) -> list[ComponentStatus]:
+    """One line per component, whether supervised here or served by an external server."""
+    supervisor = Supervisor(settings)
+    infos = {info.name: info for info in supervisor.all_info()}
+    lines = []
+    for service in services(settings):
+        info = infos.get(service.name)
+        if info is None:
+            detail = "not started; run `retail up`"
+            if service.name == "postgres" and not (settings.pg_data_dir / "PG_VERSION").is_file():
+                detail = f"no data directory at {settings.pg_data_dir}; `retail up` creates one"
+            lines.append(ComponentStatus(service.name, "down", service.port, None, detail))
+            continue
+        state = {"RUNNING": "up", "STARTING": "starting", "BACKOFF": "starting"}.get(info.state, "down")
+        detail = info.description if state == "up" else f"{info.state.lower()}"
+        if info.last_error and state != "up":
+            detail += f"; last error: {info.last_error}"
+        lines.append(ComponentStatus(service.name, state, service.port, info.pid, detail))
+    for name, check, _ in external_checks(settings):
+        try:
+            check()
+            detail = "reachable"
+        except Exception as error:
+            detail = f"unreachable: {str(error).strip().splitlines()[0] if str(error).strip() else error!r}"
+        host, port = settings.pg_host_port
+        target = settings.bootstrap_servers if name == "kafka" else f"{host}:{port}"
+        lines.append(ComponentStatus(name, "external", None, None, f"{target} {detail}"))
+    return lines
