@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 
 from dotenv import dotenv_values
@@ -44,6 +44,8 @@ class Settings(BaseSettings):
         extra="ignore",
         validate_default=True,
         validate_by_name=True,
+        # `RETAIL_PG_URL=` (as in .env.example) means "not set", not "the empty string".
+        env_ignore_empty=True,
     )
 
     # State folder of the embedded stack: database files, logs, lake, generated secrets.
@@ -76,6 +78,20 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("RETAIL_JAVA_HOME", "JAVA_HOME")
     )
     lake_uri: str | None = None
+    # Speed layer (spark/). Checkpoints default to <state_dir>/checkpoints/<query>.
+    checkpoint_uri: str | None = None
+    # "python": the PySpark Python Data Source over kafka-python (no jar needed); "kafka": Spark's
+    # built-in connector, when its jar is on the classpath (docker-compose).
+    stream_source: Literal["python", "kafka"] = "python"
+    # Upper bound of Kafka records per query and micro-batch: keeps driver memory bounded.
+    stream_max_records_per_batch: int = Field(default=100_000, ge=1)
+    # Processing-time trigger of every streaming query; 0 starts the next batch as soon as one ends.
+    stream_trigger_s: float = Field(default=0.5, ge=0)
+    # Frozen into the checkpoints on the first run: change it only together with --reset-checkpoints.
+    spark_shuffle_partitions: int = Field(default=4, ge=1, le=1000)
+    spark_ui_port: Port = 4040
+    # How long Spark workers may reuse the known product/store ids before reading them again.
+    stream_dimension_refresh_s: float = Field(default=10.0, ge=0)
 
     # Dimension files loaded into raw.products / raw.stores.
     product_catalog_csv: Path = PROJECT_ROOT / "db" / "data" / "product_catalog.csv"
@@ -83,6 +99,12 @@ class Settings(BaseSettings):
 
     # How long `retail up` waits for each service's health check.
     health_timeout_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("state_dir", "product_catalog_csv", "store_locations_csv")
+    @classmethod
+    def _relative_to_project(cls, value: Path) -> Path:
+        """Relative paths mean the same file from any working directory."""
+        return value if value.is_absolute() else PROJECT_ROOT / value
 
     @field_validator("pg_url")
     @classmethod
@@ -149,6 +171,11 @@ class Settings(BaseSettings):
     @property
     def lake(self) -> str:
         return self.lake_uri or str(self.state_dir / "lake")
+
+    @property
+    def checkpoint_dir(self) -> str:
+        """Parent of the streaming queries' checkpoints (a local folder or any Hadoop-compatible URI)."""
+        return self.checkpoint_uri or str(self.state_dir / "checkpoints")
 
     @property
     def resolved_java_home(self) -> Path:

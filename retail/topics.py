@@ -24,6 +24,7 @@ def admin_client(settings: Settings, timeout_ms: int = 5000) -> KafkaAdminClient
         bootstrap_servers=settings.bootstrap_servers,
         client_id="retail-admin",
         request_timeout_ms=timeout_ms,
+        bootstrap_timeout_ms=timeout_ms,
     )
 
 

@@ -10,7 +10,9 @@ import os
 import secrets
 from pathlib import Path
 
-from retail.settings import Settings, env_name, load_settings, read_secrets_file
+from pydantic import SecretStr
+
+from retail.settings import Settings, env_name, read_secrets_file
 
 GENERATED_SECRETS = ("pg_admin_password", "pg_writer_password", "pg_analyst_password")
 
@@ -23,15 +25,10 @@ def ensure_secrets(settings: Settings) -> Settings:
     path = settings.secrets_file
     path.parent.mkdir(parents=True, exist_ok=True)
     stored = read_secrets_file(path)
-    for name in missing:
-        stored[env_name(name)] = secrets.token_urlsafe(24)
+    generated = {name: secrets.token_urlsafe(24) for name in missing}
+    stored.update({env_name(name): value for name, value in generated.items()})
     _write_private(path, "".join(f"{key}={value}\n" for key, value in sorted(stored.items())))
-    return load_settings(**_explicit_fields(settings))
-
-
-def _explicit_fields(settings: Settings) -> dict[str, object]:
-    """The values a caller passed in code, so the reload keeps e.g. a test's state_dir and ports."""
-    return {name: getattr(settings, name) for name in settings.model_fields_set}
+    return settings.model_copy(update={name: SecretStr(value) for name, value in generated.items()})
 
 
 def _write_private(path: Path, text: str) -> None:

