@@ -1,6 +1,7 @@
 """The `retail` command line: run the local stack and the platform's jobs.
 
     retail up          start every service, wait until healthy, print addresses and logins
+    retail demo        `up`, then load demo data
     retail status      one line per component
     retail logs NAME   a service's log
     retail down        stop everything; data stays in the state folder
@@ -70,6 +71,13 @@ def up() -> None:
         f"  Kafka       {current.bootstrap_servers}  topics: {current.transactions_topic}, "
         f"{current.refunds_topic}"
     )
+
+
+@app.command()
+@fails_cleanly
+def demo() -> None:
+    """Bring the platform up and load demo data into it (what `make demo` runs)."""
+    up()
 
 
 @app.command()
