@@ -6,6 +6,7 @@
     retail logs NAME   a service's log
     retail down        stop everything; data stays in the state folder
     retail db migrate  apply pending database migrations
+    retail secrets     generate local passwords (docker compose reads the same file)
 
 Errors a user can fix print one line, `error: <cause>; <fix>`, and exit with status 1.
 """
@@ -23,6 +24,7 @@ from retail.db import DatabaseUnavailable, MigrationError, migrate
 from retail.settings import Settings, SettingsError, load_settings
 from retail.stack import stack
 from retail.stack.errors import StackError
+from retail.stack.secrets import ensure_secrets
 from retail.stack.supervisor import log_path, tail
 
 app = typer.Typer(help="Real-time retail analytics platform.", no_args_is_help=True, add_completion=False)
@@ -125,6 +127,14 @@ def logs(
                     typer.echo(chunk.decode(errors="replace").rstrip("\n"))
                 else:
                     time.sleep(0.5)
+
+
+@app.command()
+@fails_cleanly
+def secrets() -> None:
+    """Generate the local passwords into the state folder without starting anything (for docker compose)."""
+    current = ensure_secrets(settings())
+    typer.echo(f"Secrets in {current.secrets_file} (mode 0600); docker compose reads them with --env-file.")
 
 
 @db_app.command("migrate")

@@ -89,3 +89,16 @@ def test_platform_fixture_is_not_touched_by_cli_tests(platform: Settings) -> Non
     from retail.stack import stack
 
     assert {component.state for component in stack.status(platform)} == {"up"}
+
+
+def test_secrets_are_generated_once(private_env: Path) -> None:
+    first = runner.invoke(app, ["secrets"])
+    assert first.exit_code == 0 and "mode 0600" in first.output
+    content = (private_env / "secrets.env").read_text()
+    assert {line.split("=")[0] for line in content.splitlines()} >= {
+        "RETAIL_PG_ADMIN_PASSWORD",
+        "RETAIL_PG_WRITER_PASSWORD",
+        "RETAIL_PG_ANALYST_PASSWORD",
+    }
+    assert runner.invoke(app, ["secrets"]).exit_code == 0
+    assert (private_env / "secrets.env").read_text() == content

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# System packages the project needs besides its Python venv (Debian/Ubuntu, apt only).
+#
+#   docker-compose   a compose client: tests/compose/ validates docker-compose.yml with its `config`
+#                    command, which needs no Docker engine. Skipped when `docker compose` (v2) works.
+#
+# Idempotent: nothing happens when every package is installed already. Runs apt-get directly as root,
+# through sudo otherwise; without either it prints the command to run and fails.
+#
+#     bash scripts/install-system-deps.sh
+set -euo pipefail
+
+PACKAGES="docker-compose"
+
+is_installed() {
+    dpkg-query --show --showformat='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+satisfied_otherwise() {
+    case "$1" in
+        # The compose v2 plugin validates the file as well as Debian's client does.
+        docker-compose) docker compose version >/dev/null 2>&1 ;;
+        *) return 1 ;;
+    esac
+}
+
+missing=()
+for package in $PACKAGES; do
+    if ! is_installed "$package" && ! satisfied_otherwise "$package"; then
+        missing+=("$package")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "System packages present: $PACKAGES"
+    exit 0
+fi
+
+install_command="apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: missing system packages: ${missing[*]}; this script needs apt-get (Debian/Ubuntu)," \
+        "install them with your system's package manager" >&2
+    exit 1
+fi
+if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo)
+else
+    echo "error: missing system packages: ${missing[*]}; run as root: $install_command" >&2
+    exit 1
+fi
+
+echo "Installing system packages: ${missing[*]}"
+${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update
+${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${missing[@]}"
