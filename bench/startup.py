@@ -52,6 +52,8 @@ def main() -> None:
         "RETAIL_STATE_DIR": str(state / ".retail"),
         "RETAIL_PG_PORT": str(free_port()),
         "RETAIL_KAFKA_PORT": str(free_port()),
+        "RETAIL_AIRFLOW_PORT": str(free_port()),
+        "RETAIL_SPARK_UI_PORT": str(free_port()),
     }
     for name in ("RETAIL_PG_URL", "RETAIL_KAFKA_BOOTSTRAP"):
         env.pop(name, None)

@@ -22,7 +22,7 @@ import typer
 
 from retail.db import DatabaseUnavailable, MigrationError, migrate
 from retail.settings import Settings, SettingsError, load_settings
-from retail.stack import stack
+from retail.stack import airflow, stack
 from retail.stack.errors import StackError
 from retail.stack.secrets import ensure_secrets
 from retail.stack.supervisor import log_path, tail
@@ -73,6 +73,9 @@ def up() -> None:
         f"  Kafka       {current.bootstrap_servers}  topics: {current.transactions_topic}, "
         f"{current.refunds_topic}"
     )
+    if current.airflow_enabled:
+        for line in airflow.login_lines(current):
+            typer.echo(line)
 
 
 @app.command()

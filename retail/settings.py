@@ -28,6 +28,15 @@ SECRETS_FILE_NAME = "secrets.env"
 ENV_PREFIX = "RETAIL_"
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+# Fields `retail up` generates into the secrets file when neither the environment nor the file sets them.
+GENERATED_PASSWORD_FIELDS = (
+    "pg_admin_password",
+    "pg_writer_password",
+    "pg_analyst_password",
+    "airflow_db_password",
+    "airflow_admin_password",
+    "airflow_secret_key",
+)
 
 
 class SettingsError(ValueError):
@@ -87,6 +96,8 @@ class Settings(BaseSettings):
     stream_max_records_per_batch: int = Field(default=100_000, ge=1)
     # Processing-time trigger of every streaming query; 0 starts the next batch as soon as one ends.
     stream_trigger_s: float = Field(default=0.5, ge=0)
+    # The lake queries trigger less often: fewer, larger Parquet files.
+    stream_lake_trigger_s: float = Field(default=10.0, ge=0)
     # Frozen into the checkpoints on the first run: change it only together with --reset-checkpoints.
     spark_shuffle_partitions: int = Field(default=4, ge=1, le=1000)
     spark_ui_port: Port = 4040
@@ -99,6 +110,25 @@ class Settings(BaseSettings):
 
     # How long `retail up` waits for each service's health check.
     health_timeout_s: float = Field(default=60.0, gt=0)
+
+    # Share of a dimension file's lines that may be rejected before its load fails (nothing loaded).
+    dimension_max_reject_share: float = Field(default=0.05, ge=0, le=1)
+
+    # Airflow (batch layer). `retail up` runs api-server, scheduler, dag-processor and triggerer from
+    # this venv with AIRFLOW_HOME=<state_dir>/airflow; the metadata DB is its own database and role in
+    # the platform's PostgreSQL. airflow_enabled=false leaves Airflow out of the stack (tests, laptops).
+    airflow_enabled: bool = True
+    airflow_port: Port = 18080
+    airflow_db_name: str = "airflow"
+    airflow_db_user: str = "airflow"
+    airflow_db_password: SecretStr | None = None
+    # UI/REST login (Airflow's Simple auth manager, role admin).
+    airflow_admin_user: str = "admin"
+    airflow_admin_password: SecretStr | None = None
+    # Signs the API's session cookies and the task JWTs; every Airflow process must share it.
+    airflow_secret_key: SecretStr | None = None
+    # Task slots of the LocalExecutor: sized for 2 cores (Spark jobs take a core each).
+    airflow_parallelism: int = Field(default=4, ge=1, le=64)
 
     @field_validator("state_dir", "product_catalog_csv", "store_locations_csv")
     @classmethod
@@ -132,7 +162,7 @@ class Settings(BaseSettings):
     def _fill_generated_secrets(self) -> Settings:
         """Passwords not set in the environment come from the state folder's generated secrets file."""
         stored = read_secrets_file(self.secrets_file)
-        for name in ("pg_admin_password", "pg_writer_password", "pg_analyst_password"):
+        for name in GENERATED_PASSWORD_FIELDS:
             stored_value = stored.get(env_name(name))
             if getattr(self, name) is None and stored_value:
                 setattr(self, name, SecretStr(stored_value))
@@ -155,6 +185,14 @@ class Settings(BaseSettings):
     @property
     def bootstrap_servers(self) -> str:
         return self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.state_dir / "airflow"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{self.host}:{self.airflow_port}"
 
     @property
     def pg_data_dir(self) -> Path:

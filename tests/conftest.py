@@ -60,3 +60,15 @@ def writer(platform: Settings) -> Iterator[psycopg.Connection]:
 def analyst(platform: Settings) -> Iterator[psycopg.Connection]:
     with psycopg.connect(platform.analyst_dsn, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stack_without_airflow() -> Iterator[None]:
+    """Stacks started by tests leave Airflow out (four heavy processes) unless a test asks for it.
+
+    Tests that need Airflow pass ``airflow_enabled=True`` to ``isolated_settings`` (arguments win over
+    the environment); the metadata DB for ``dag.test()`` comes from ``tests/dags/conftest.py``.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RETAIL_AIRFLOW_ENABLED", "false")
+        yield

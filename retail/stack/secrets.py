@@ -12,9 +12,10 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from retail.settings import Settings, env_name, read_secrets_file
+from retail.settings import GENERATED_PASSWORD_FIELDS, Settings, env_name, read_secrets_file
 
-GENERATED_SECRETS = ("pg_admin_password", "pg_writer_password", "pg_analyst_password")
+# PostgreSQL logins, Airflow's metadata-DB login, its admin (UI) login and its signing key.
+GENERATED_SECRETS = GENERATED_PASSWORD_FIELDS
 
 
 def ensure_secrets(settings: Settings) -> Settings:

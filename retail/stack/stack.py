@@ -8,6 +8,7 @@ are health-checked and prepared (migrations, topics) the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 from retail.db import DatabaseUnavailable, migrate
 from retail.settings import Settings
-from retail.stack import kafka, postgres
+from retail.stack import airflow, kafka, postgres
 from retail.stack.errors import StackError
 from retail.stack.secrets import ensure_secrets
 from retail.stack.service import Service
@@ -34,24 +35,42 @@ class ComponentStatus:
     def line(self) -> str:
         port = str(self.port) if self.port else "-"
         pid = str(self.pid) if self.pid else "-"
-        return f"{self.name:<12} {self.state:<9} port {port:<6} pid {pid:<8} {self.detail}".rstrip()
+        return f"{self.name:<22} {self.state:<9} port {port:<6} pid {pid:<8} {self.detail}".rstrip()
 
 
 def services(settings: Settings) -> list[Service]:
     """The supervised processes, in start order."""
     supervised: list[Service] = []
     if settings.embedded_postgres:
-        supervised.append(postgres.service(settings))
+        database = postgres.service(settings)
+        if settings.airflow_enabled:
+            # Airflow's role, database and migrations must exist before its first process starts.
+            database = dataclasses.replace(database, on_ready=lambda: _prepare_postgres(settings))
+        supervised.append(database)
     if settings.embedded_kafka:
         supervised.append(kafka.service(settings))
+    if settings.airflow_enabled:
+        supervised.extend(airflow.services(settings))
     return supervised
+
+
+def _prepare_postgres(settings: Settings) -> None:
+    """The pipeline's database and migrations, then Airflow's (when Airflow is part of the stack)."""
+    if settings.embedded_postgres:
+        postgres.prepare(settings)
+    else:
+        migrate(settings)
+    if settings.airflow_enabled:
+        airflow.prepare(settings)
 
 
 def external_checks(settings: Settings) -> list[tuple[str, Callable[[], None], Callable[[], object]]]:
     """(name, health check, preparation) of each component served by an external server."""
     checks: list[tuple[str, Callable[[], None], Callable[[], object]]] = []
     if not settings.embedded_postgres:
-        checks.append(("postgres", lambda: postgres.health_check(settings), lambda: migrate(settings)))
+        checks.append(
+            ("postgres", lambda: postgres.health_check(settings), lambda: _prepare_postgres(settings))
+        )
     if not settings.embedded_kafka:
         checks.append(("kafka", lambda: kafka.health_check(settings), lambda: ensure_topics(settings)))
     return checks
@@ -107,8 +126,19 @@ def up(settings: Settings, report: Callable[[str], None] = print) -> Settings:
     if settings.embedded_postgres and postgres.ensure_cluster(settings):
         report(f"initialized a new PostgreSQL cluster in {settings.pg_data_dir}")
 
+    # External servers first: supervised services (Airflow) need an external PostgreSQL prepared.
+    for name, check, prepare in external_checks(settings):
+        wait_healthy(name, check, settings.health_timeout_s, lambda: True)
+        _prepare(name, prepare)
+        report(f"{name}: external server healthy")
+
+    if not supervised:
+        return settings  # every component is external: nothing to supervise
     supervisor.write_config(supervised)
     supervisor.start_daemon()
+    # A program whose configuration changed (e.g. a RETAIL_* setting passed to Airflow) was just stopped
+    # and re-added by start_daemon: it must be started again, not reported as already running.
+    running = {info.name for info in supervisor.all_info() if info.state in {"RUNNING", "STARTING"}}
     for service in supervised:
         if service.name in running:
             report(f"{service.name}: already running")
@@ -123,11 +153,6 @@ def up(settings: Settings, report: Callable[[str], None] = print) -> Settings:
         if service.on_ready:
             _prepare(service.name, service.on_ready)
         report(f"{service.name}: healthy")
-
-    for name, check, prepare in external_checks(settings):
-        wait_healthy(name, check, settings.health_timeout_s, lambda: True)
-        _prepare(name, prepare)
-        report(f"{name}: external server healthy")
     return settings
 
 

@@ -174,6 +174,7 @@ def test_external_servers_are_checked_not_started(platform: Settings, tmp_path: 
         pg_analyst_password=platform.pg_analyst_password,
     )
     stack.up(external, report=lambda line: None)
+    assert stack.down(external) is False  # nothing to supervise: no supervisord was started
     components = {component.name: component for component in stack.status(external)}
     assert components["postgres"].state == components["kafka"].state == "external"
     assert "reachable" in components["postgres"].detail

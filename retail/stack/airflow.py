@@ -1,0 +1,294 @@
+"""Airflow 3 in the local stack: api-server, scheduler, dag-processor and triggerer under supervisord.
+
+Everything runs from the project's venv (``python -m airflow``), with ``AIRFLOW_HOME=<state_dir>/airflow``,
+the LocalExecutor, the repository's ``dags/`` folder and no example DAGs. The metadata database is a
+database of its own (``RETAIL_AIRFLOW_DB_NAME``) in the platform's PostgreSQL, owned by its own login
+role, so Airflow's tables never mix with the pipeline's and its role can touch nothing else.
+
+Secrets never enter the supervisord configuration: the metadata-DB URL and the signing key go into
+``<airflow_home>/airflow.cfg`` and the UI password into Airflow's Simple auth manager passwords file,
+both written with mode 0600 from the generated ``secrets.env`` on every ``retail up``. Everything else is
+passed as ``AIRFLOW__*`` environment variables, together with the ``RETAIL_*`` settings that differ from
+their defaults, so DAG tasks calling ``retail.settings.get_settings()`` see the same platform as the CLI.
+
+Preparation (``prepare``), run once PostgreSQL answers: create or update the role and database, write
+the configuration files, and ``airflow db migrate`` when the installed Airflow or the database changed
+since the last migration (a stamp file records both; the check is one query).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+
+from retail.settings import GENERATED_PASSWORD_FIELDS, PROJECT_ROOT, Settings, env_name
+from retail.stack.errors import StackError
+from retail.stack.service import Service
+
+DAGS_FOLDER = PROJECT_ROOT / "dags"
+PASSWORDS_FILE_NAME = "simple_auth_manager_passwords.json"
+_MIGRATION_STAMP = "metadata-migrated.txt"
+# Settings never copied into the supervisord environment: secrets (they come from secrets.env) and a
+# URL that may embed one (RETAIL_PG_URL is read from the environment or .env, where it is normally set;
+# only its absence is passed on, as an empty value).
+_NOT_PASSED_THROUGH = {*GENERATED_PASSWORD_FIELDS, "pg_url"}
+
+
+def metadata_url(settings: Settings, driver: str = "psycopg2") -> str:
+    """SQLAlchemy URL of Airflow's metadata database (psycopg2: the driver Airflow is tested with)."""
+    if settings.airflow_db_password is None:
+        raise StackError("no Airflow database password generated yet; run `retail up`")
+    host, port = settings.pg_host_port
+    password = quote(settings.airflow_db_password.get_secret_value(), safe="")
+    user = quote(settings.airflow_db_user, safe="")
+    return f"postgresql+{driver}://{user}:{password}@{host}:{port}/{settings.airflow_db_name}"
+
+
+def retail_environment(settings: Settings) -> dict[str, str]:
+    """Every non-secret setting as its RETAIL_* variable, so DAG tasks see exactly this stack.
+
+    All of them, not only those that differ from the defaults: supervisord hands its own environment
+    (that of the shell that first ran `retail up`) down to the tasks, and a stale RETAIL_* variable in
+    it must not win over the settings `retail up` runs with. An empty value means "not set".
+    """
+    environment = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if name in _NOT_PASSED_THROUGH and value is not None:
+            continue
+        text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        environment[env_name(name)] = text
+    return environment
+
+
+def airflow_environment(settings: Settings) -> dict[str, str]:
+    """The non-secret Airflow configuration, as AIRFLOW__SECTION__KEY variables."""
+    parallelism = str(settings.airflow_parallelism)
+    return {
+        "AIRFLOW_HOME": str(settings.airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": parallelism,
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": parallelism,
+        # The platform's DAGs are meant to run on their schedules as soon as the stack is up.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        # LocalExecutor workers report task state to the api-server's execution API.
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.airflow_url}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{settings.airflow_admin_user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(settings.airflow_home / PASSWORDS_FILE_NAME),
+        "AIRFLOW__API__HOST": settings.host,
+        "AIRFLOW__API__PORT": str(settings.airflow_port),
+        "AIRFLOW__API__BASE_URL": settings.airflow_url,
+        # One uvicorn worker: the UI has a handful of users; each worker costs ~300 MB and a core at start.
+        "AIRFLOW__API__WORKERS": "1",
+        # Two cores: one parsing process; a new DAG file is picked up within 30 s instead of 5 min.
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        # Four processes hold pools; PostgreSQL allows 200 connections, shared with the pipeline.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "3",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "5",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.airflow_home / "logs"),
+    }
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """Environment of every Airflow process (and of `airflow db migrate`)."""
+    return {**airflow_environment(settings), **retail_environment(settings)}
+
+
+def _secret_config(settings: Settings) -> str:
+    if settings.airflow_secret_key is None:
+        raise StackError("no Airflow secret key generated yet; run `retail up`")
+    key = settings.airflow_secret_key.get_secret_value()
+    # Fernet needs 32 url-safe base64 bytes; derive it so there is one generated secret to keep.
+    fernet_key = base64.urlsafe_b64encode(hashlib.sha256(f"fernet:{key}".encode()).digest()).decode()
+    # Task tokens are signed with HS512, which wants a 64-byte key (PyJWT warns about shorter ones).
+    jwt_secret = hashlib.sha512(f"jwt:{key}".encode()).hexdigest()
+    lines = [
+        "# Written by `retail up` from secrets.env on every start; edits are overwritten.",
+        "# Non-secret settings are AIRFLOW__* variables in <state_dir>/run/supervisord.conf.",
+        "[database]",
+        f"sql_alchemy_conn = {metadata_url(settings)}",
+        # Airflow would derive postgresql+asyncpg; psycopg 3 (installed anyway) serves async as well.
+        f"sql_alchemy_conn_async = {metadata_url(settings, driver='psycopg_async')}",
+        "[core]",
+        f"fernet_key = {fernet_key}",
+        "[api]",
+        f"secret_key = {key}",
+        "[api_auth]",
+        f"jwt_secret = {jwt_secret}",
+    ]
+    # configparser interpolates %(...)s: a literal percent sign (URL-quoted password) must be doubled.
+    return "\n".join(line.replace("%", "%%") for line in lines) + "\n"
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)  # an existing file keeps its old mode through os.open
+
+
+def write_config(settings: Settings) -> None:
+    """airflow.cfg (secrets only) and the Simple auth manager's passwords file, both mode 0600."""
+    if settings.airflow_admin_password is None:
+        raise StackError("no Airflow admin password generated yet; run `retail up`")
+    home = settings.airflow_home
+    _write_private(home / "airflow.cfg", _secret_config(settings))
+    passwords = {settings.airflow_admin_user: settings.airflow_admin_password.get_secret_value()}
+    _write_private(home / PASSWORDS_FILE_NAME, json.dumps(passwords))
+
+
+def ensure_database(settings: Settings) -> None:
+    """Airflow's login role (password reset to the generated one) and its own database."""
+    if settings.airflow_db_password is None:
+        raise StackError("no Airflow database password generated yet; run `retail up`")
+    role = sql.Identifier(settings.airflow_db_user)
+    with psycopg.connect(settings.maintenance_dsn, autocommit=True, connect_timeout=5) as conn:
+        exists = conn.execute(
+            "select 1 from pg_roles where rolname = %s", (settings.airflow_db_user,)
+        ).fetchone()
+        conn.execute(
+            sql.SQL("{} {} with login password {}").format(
+                sql.SQL("alter role" if exists else "create role"),
+                role,
+                sql.Literal(settings.airflow_db_password.get_secret_value()),
+            )
+        )
+        if not conn.execute(
+            "select 1 from pg_database where datname = %s", (settings.airflow_db_name,)
+        ).fetchone():
+            conn.execute(
+                sql.SQL("create database {} owner {}").format(sql.Identifier(settings.airflow_db_name), role)
+            )
+
+
+def _alembic_revision(settings: Settings) -> str | None:
+    host, port = settings.pg_host_port
+    assert settings.airflow_db_password is not None
+    with psycopg.connect(
+        host=host,
+        port=port,
+        dbname=settings.airflow_db_name,
+        user=settings.airflow_db_user,
+        password=settings.airflow_db_password.get_secret_value(),
+        connect_timeout=5,
+    ) as conn:
+        if conn.execute("select to_regclass('public.alembic_version')").fetchone() == (None,):
+            return None
+        row = conn.execute("select version_num from alembic_version").fetchone()
+    return row[0] if row else None
+
+
+def migration_needed(settings: Settings) -> bool:
+    """True unless this Airflow version already migrated this very database (per the stamp file)."""
+    stamp = settings.airflow_home / _MIGRATION_STAMP
+    if not stamp.is_file():
+        return True
+    expected = f"{importlib.metadata.version('apache-airflow')} {_alembic_revision(settings)}"
+    return stamp.read_text(encoding="utf-8").strip() != expected
+
+
+def migrate_metadata(settings: Settings) -> None:
+    """`airflow db migrate` (idempotent in itself; skipped when the stamp says it is not needed)."""
+    if not migration_needed(settings):
+        return
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env={**os.environ, **environment(settings)},
+        capture_output=True,
+        text=True,
+    )
+    log = settings.log_dir / "airflow-db-migrate.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(result.stdout + result.stderr, encoding="utf-8")
+    if result.returncode != 0:
+        lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+        raise StackError(f"airflow db migrate failed: {lines[-1] if lines else 'no output'}; see {log}")
+    stamp = f"{importlib.metadata.version('apache-airflow')} {_alembic_revision(settings)}\n"
+    (settings.airflow_home / _MIGRATION_STAMP).write_text(stamp, encoding="utf-8")
+
+
+def prepare(settings: Settings) -> None:
+    """Everything Airflow needs before its first process starts; cheap when nothing changed."""
+    try:
+        ensure_database(settings)
+        write_config(settings)
+        migrate_metadata(settings)
+    except psycopg.Error as error:
+        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise StackError(
+            f"preparing Airflow's metadata database {settings.airflow_db_name} failed ({cause}); "
+            "the PostgreSQL admin login needs CREATEROLE and CREATEDB, or set RETAIL_AIRFLOW_ENABLED=false"
+        ) from None
+
+
+def health(settings: Settings) -> dict:
+    """The api-server's /api/v2/monitor/health answer (metadatabase, scheduler, dag processor, triggerer)."""
+    with urllib.request.urlopen(f"{settings.airflow_url}/api/v2/monitor/health", timeout=3) as response:
+        return json.load(response)
+
+
+def _component_healthy(settings: Settings, component: str) -> None:
+    status = (health(settings).get(component) or {}).get("status")
+    if status != "healthy":
+        raise RuntimeError(f"{component} reports {status or 'no heartbeat yet'}")
+
+
+def services(settings: Settings) -> list[Service]:
+    """The four Airflow processes, api-server first: the others report their health through it."""
+    airflow = [sys.executable, "-m", "airflow"]
+    common = {"environment": environment(settings), "directory": str(PROJECT_ROOT)}
+    return [
+        Service(
+            name="airflow-api-server",
+            command=[*airflow, "api-server", "--host", settings.host, "--port", str(settings.airflow_port)],
+            health_check=lambda: _component_healthy(settings, "metadatabase"),
+            port=settings.airflow_port,
+            port_setting="RETAIL_AIRFLOW_PORT",
+            url=settings.airflow_url,
+            **common,
+        ),
+        Service(
+            name="airflow-scheduler",
+            command=[*airflow, "scheduler"],
+            health_check=lambda: _component_healthy(settings, "scheduler"),
+            # Running tasks get the time to finish their current statement and report back.
+            stop_wait_s=60,
+            **common,
+        ),
+        Service(
+            name="airflow-dag-processor",
+            command=[*airflow, "dag-processor"],
+            health_check=lambda: _component_healthy(settings, "dag_processor"),
+            **common,
+        ),
+        Service(
+            name="airflow-triggerer",
+            command=[*airflow, "triggerer"],
+            health_check=lambda: _component_healthy(settings, "triggerer"),
+            **common,
+        ),
+    ]
+
+
+def login_lines(settings: Settings) -> list[str]:
+    """What `retail up` prints about Airflow: the UI address and its login."""
+    password = settings.airflow_admin_password.get_secret_value() if settings.airflow_admin_password else "?"
+    return [
+        f"  Airflow     {settings.airflow_url}  (UI and REST API)",
+        f"              login: {settings.airflow_admin_user} / {password}",
+    ]
