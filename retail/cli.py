@@ -5,6 +5,8 @@
     retail status      one line per component
     retail logs NAME   a service's log
     retail down        stop everything; data stays in the state folder
+    retail dbt ARGS    run dbt against the platform's database (e.g. `retail dbt build`)
+    retail docs        generate and serve the dbt docs site
     retail db migrate  apply pending database migrations
     retail secrets     generate local passwords (docker compose reads the same file)
 
@@ -138,6 +140,33 @@ def secrets() -> None:
     """Generate the local passwords into the state folder without starting anything (for docker compose)."""
     current = ensure_secrets(settings())
     typer.echo(f"Secrets in {current.secrets_file} (mode 0600); docker compose reads them with --env-file.")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@fails_cleanly
+def dbt(context: typer.Context) -> None:
+    """Run dbt in dbt_project/ against the platform's database, e.g. `retail dbt build --select marts`."""
+    from retail.dbt import run_dbt
+
+    result = run_dbt(settings(), list(context.args))
+    if not result.success:
+        raise typer.Exit(1)
+
+
+@app.command()
+@fails_cleanly
+def docs(
+    port: Annotated[
+        int | None, typer.Option(help="Port of the docs site [default: RETAIL_DBT_DOCS_PORT].")
+    ] = None,
+) -> None:
+    """Generate the dbt docs site (lineage, every model and column) and serve it until Ctrl-C."""
+    from retail.dbt import serve_docs
+
+    current = settings()
+    chosen = port or current.dbt_docs_port
+    typer.echo(f"dbt docs: http://{current.host}:{chosen}  (Ctrl-C stops)")
+    serve_docs(current, chosen)
 
 
 @db_app.command("migrate")

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     # How long `retail up` waits for each service's health check.
     health_timeout_s: float = Field(default=60.0, gt=0)
 
+    # Port of the dbt docs site served by `retail docs`.
+    dbt_docs_port: Port = 18082
+
     # Share of a dimension file's lines that may be rejected before its load fails (nothing loaded).
     dimension_max_reject_share: float = Field(default=0.05, ge=0, le=1)
 

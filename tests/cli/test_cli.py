@@ -102,3 +102,11 @@ def test_secrets_are_generated_once(private_env: Path) -> None:
     }
     assert runner.invoke(app, ["secrets"]).exit_code == 0
     assert (private_env / "secrets.env").read_text() == content
+
+
+def test_dbt_arguments_pass_through(private_env: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    result = runner.invoke(app, ["dbt", "ls", "--resource-type", "model", "--output", "name", "--quiet"])
+    printed = result.output + capfd.readouterr().out
+    assert result.exit_code == 0, printed
+    assert {"fct_sales", "dim_customers", "fct_product_metrics_minute"} <= set(printed.split())
+    assert runner.invoke(app, ["dbt", "ls", "--select", "no_such_model+", "--no-such-flag"]).exit_code == 1

@@ -1,0 +1,36 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'transactions') }}
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        transaction_id,
+        event_id,
+        store_id,
+        customer_id,
+
+        -- text
+        channel,
+        payment_method,
+
+        -- numerics
+        line_count,
+        schema_version,
+        kafka_partition,
+        kafka_offset,
+
+        -- timestamps
+        event_ts as transacted_at,
+        ingested_at
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,114 @@
+"""dbt for the serving layer, run in-process with its connection taken from the platform settings.
+
+`dbt_project/profiles.yml` holds no credential: it reads environment variables, and `profile_env`
+builds them from the one settings object (the writer role, which owns the marts). `run_dbt` sets them
+for the duration of one dbt invocation (through dbt's `dbtRunner`) and restores the environment
+afterwards; Cosmos builds its profile from the same `profile_env`. dbt's target and log folders go
+under the state folder (`<state_dir>/dbt/`), so runs against different stacks never share parse
+state and nothing is written into the source tree.
+
+Usage::
+
+    from retail.dbt import run_dbt
+    result = run_dbt(settings, ["build"])
+    assert result.success
+
+    python -m retail.dbt build --select marts      # any dbt arguments, with the default settings
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from retail.settings import PROJECT_ROOT, Settings, get_settings
+
+if TYPE_CHECKING:  # dbt is heavy to import: only the functions that run it import it
+    from dbt.cli.main import dbtRunnerResult
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+# dbtRunner is not safe to invoke concurrently in one process (and the environment is shared).
+_INVOCATION_LOCK = threading.Lock()
+
+
+def dbt_state_dir(settings: Settings) -> Path:
+    """Where dbt writes its target (manifest, run results, docs) and logs for this stack."""
+    return settings.state_dir / "dbt"
+
+
+def profile_env(settings: Settings, project_dir: Path = DBT_PROJECT_DIR) -> dict[str, str]:
+    """The environment variables `dbt_project/profiles.yml` reads, plus dbt's own folder settings.
+
+    The password variable has dbt's `DBT_ENV_SECRET_` prefix, so dbt scrubs it from its logs.
+    """
+    host, port = settings.pg_host_port
+    password = settings.pg_writer_password.get_secret_value() if settings.pg_writer_password else ""
+    state = dbt_state_dir(settings)
+    return {
+        "DBT_PROJECT_DIR": str(project_dir),
+        "DBT_PROFILES_DIR": str(project_dir),
+        "DBT_TARGET_PATH": str(state / "target"),
+        "DBT_LOG_PATH": str(state / "logs"),
+        # No internet on the platform's machines: dbt must neither phone home nor check versions.
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_VERSION_CHECK": "false",
+        # Sessions in UTC: dbt snapshots stamp versions with a zone-less now(), read back as UTC.
+        "PGTZ": "UTC",
+        "RETAIL_DBT_HOST": host,
+        "RETAIL_DBT_PORT": str(port),
+        "RETAIL_DBT_DATABASE": settings.pg_database,
+        "RETAIL_DBT_USER": settings.pg_writer_user,
+        "DBT_ENV_SECRET_RETAIL_DBT_PASSWORD": password,
+        "RETAIL_DBT_SCHEMA": "marts",
+        "RETAIL_DBT_ANALYST_ROLE": settings.pg_analyst_user,
+    }
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT_DIR) -> dbtRunnerResult:
+    """Invoke dbt (e.g. `["build"]`, `["source", "freshness"]`) against the settings' database.
+
+    Returns dbt's result; `result.success` is False when a node failed, `result.exception` is set
+    when dbt could not run at all (bad project, unreachable database).
+    """
+    from dbt.cli.main import dbtRunner
+
+    env = profile_env(settings, project_dir)
+    Path(env["DBT_TARGET_PATH"]).mkdir(parents=True, exist_ok=True)
+    with _INVOCATION_LOCK, _environment(env):
+        return dbtRunner().invoke(list(args))
+
+
+def serve_docs(settings: Settings, port: int, host: str | None = None) -> None:
+    """Generate the docs site (catalog from the live database) and serve it until interrupted."""
+    generated = run_dbt(settings, ["docs", "generate"])
+    if not generated.success:
+        raise RuntimeError(f"dbt docs generate failed: {generated.exception or 'see the dbt log'}")
+    run_dbt(settings, ["docs", "serve", "--port", str(port), "--host", host or settings.host, "--no-browser"])
+
+
+def main(argv: list[str]) -> int:
+    result = run_dbt(get_settings(), argv)
+    return 0 if result.success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
