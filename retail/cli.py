@@ -2,6 +2,7 @@
 
     retail up          start every service, wait until healthy, print addresses and logins
     retail demo        `up`, then load demo data
+    retail produce     live events, historical backfill or CSV replay into Kafka
     retail status      one line per component
     retail logs NAME   a service's log
     retail down        stop everything; data stays in the state folder
@@ -16,12 +17,14 @@ Errors a user can fix print one line, `error: <cause>; <fix>`, and exit with sta
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 import typer
 
+from producer.cli import app as produce_app
 from retail.db import DatabaseUnavailable, MigrationError, migrate
 from retail.settings import Settings, SettingsError, load_settings
 from retail.stack import airflow, stack
@@ -32,6 +35,7 @@ from retail.stack.supervisor import log_path, tail
 app = typer.Typer(help="Real-time retail analytics platform.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(produce_app, name="produce", help="Produce events into Kafka: live, backfill, replay.")
 
 USER_ERRORS = (StackError, SettingsError, DatabaseUnavailable, MigrationError)
 F = TypeVar("F", bound=Callable[..., object])
@@ -83,8 +87,22 @@ def up() -> None:
 @app.command()
 @fails_cleanly
 def demo() -> None:
-    """Bring the platform up and load demo data into it (what `make demo` runs)."""
+    """Bring the platform up and load demo data into it (what `make demo` runs); safe to run again."""
     up()
+    current = ensure_secrets(settings())
+    marker = current.state_dir / "demo-loaded.json"
+    if marker.is_file():
+        typer.echo(f"Demo data was loaded before ({marker}); not sending it twice.")
+        return
+    from producer.backfill import backfill
+
+    typer.echo(f"Backfilling {current.demo_days:g} days of simulated history into Kafka ...")
+    summary = backfill(current, current.demo_days)
+    for line in summary.lines():
+        typer.echo(f"  {line}")
+    if summary.failed:
+        raise StackError(f"{summary.failed} demo events were not delivered; see the summary above and rerun")
+    marker.write_text(json.dumps(summary.to_dict(), default=str, indent=2))
 
 
 @app.command()

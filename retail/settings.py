@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     # How long `retail up` waits for each service's health check.
     health_timeout_s: float = Field(default=60.0, gt=0)
 
+    # Days of simulated history `retail demo` backfills into Kafka on its first run.
+    demo_days: float = Field(default=14.0, gt=0, le=3650)
+
     # Port of the dbt docs site served by `retail docs`.
     dbt_docs_port: Port = 18082
 

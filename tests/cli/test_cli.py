@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,18 @@ def test_dbt_arguments_pass_through(private_env: Path, capfd: pytest.CaptureFixt
     assert result.exit_code == 0, printed
     assert {"fct_sales", "dim_customers", "fct_product_metrics_minute"} <= set(printed.split())
     assert runner.invoke(app, ["dbt", "ls", "--select", "no_such_model+", "--no-such-flag"]).exit_code == 1
+
+
+@pytest.mark.integration
+def test_demo_loads_history_once(private_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RETAIL_DEMO_DAYS", "0.5")
+    try:
+        first = runner.invoke(app, ["demo"])
+        assert first.exit_code == 0, first.output
+        assert "Platform up in" in first.output and "Backfilling 0.5 days" in first.output
+        summary = json.loads((private_env / "demo-loaded.json").read_text())
+        assert summary["transactions"] > 0 and summary["failed"] == 0
+        again = runner.invoke(app, ["demo"])
+        assert again.exit_code == 0 and "not sending it twice" in again.output
+    finally:
+        runner.invoke(app, ["down"])

@@ -1,0 +1,331 @@
+"""Replay an external sales log (one CSV row per line item) into Kafka as basket events.
+
+This is how a user loads a real point-of-sale export. Rows are grouped into baskets by transaction id
+and sent in timestamp order at the original pace, N times faster, or as fast as possible. Rows the
+platform cannot accept are never dropped silently: unknown products or stores (not in the dimension
+CSVs), returns/cancellations (quantity ≤ 0) and unparseable values are counted per reason in the summary
+and written, with the reason, to a rejects CSV in the state folder.
+
+Events are built and validated with the `retail.contracts` models (replay is paced by the file, not by
+serialization cost). Event ids derive from the transaction id, so replaying a file twice sends the same
+ids and the speed layer recognises the second copy as duplicates.
+
+    from producer.replay import replay
+    summary = replay(settings, Path("producer/data/sample_sales.csv"),
+                     timestamp_format="%m/%d/%Y %H:%M", speed="max")
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ValidationError
+
+from producer.catalog import load_catalog
+from producer.kafka_sink import EventSender
+from producer.summary import ProduceSummary
+from retail.contracts import MAX_BASKET_LINES, Channel, LineItem, PaymentMethod, TransactionEvent
+from retail.settings import Settings
+from retail.topics import ensure_topics
+
+FIELDS = ("transaction_id", "event_ts", "customer_id", "product_id", "quantity", "unit_price", "store_id")
+REQUIRED_FIELDS = ("transaction_id", "event_ts", "product_id", "quantity", "unit_price")
+# Column names of the UCI "Online Retail" export, the default mapping when --map is not given.
+UCI_MAPPING = {
+    "InvoiceNo": "transaction_id",
+    "InvoiceDate": "event_ts",
+    "CustomerID": "customer_id",
+    "StockCode": "product_id",
+    "Quantity": "quantity",
+    "UnitPrice": "unit_price",
+}
+REPLAY_NAMESPACE = uuid.UUID("5b0f3c52-8f0e-4c1e-9a55-2f4d1f0c7e11")
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:\-]{1,60}$")
+_CENT = Decimal("0.01")
+EXAMPLES_PER_REASON = 3
+
+
+class ReplayError(ValueError):
+    """The replay cannot start (bad mapping, missing column, unreadable file); the message says why."""
+
+
+@dataclass
+class Basket:
+    transaction_id: str
+    ts: datetime
+    first_row: int
+    store_id: str
+    customer_id: str | None
+    lines: list[LineItem] = field(default_factory=list)
+    rows: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class ReplayPlan:
+    """The file's baskets in send order and the rows that were set aside, each with its reason."""
+
+    baskets: list[Basket]
+    columns: list[str]
+    rejected: list[tuple[dict[str, str], str]] = field(default_factory=list)
+
+
+def parse_mapping(pairs: list[str] | None) -> dict[str, str]:
+    """`["InvoiceNo=transaction_id", ...]` → {column: field}; no pairs → the UCI Online Retail columns."""
+    if not pairs:
+        return dict(UCI_MAPPING)
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        column, separator, name = pair.partition("=")
+        column, name = column.strip(), name.strip()
+        if not separator or not column or not name:
+            raise ReplayError(f"--map {pair!r}: expected COLUMN=FIELD (e.g. InvoiceNo=transaction_id)")
+        if name not in FIELDS:
+            raise ReplayError(f"--map {pair!r}: unknown field {name!r}; fields are {', '.join(FIELDS)}")
+        if name in mapping.values():
+            raise ReplayError(f"--map: field {name!r} is mapped twice")
+        mapping[column] = name
+    missing = [name for name in REQUIRED_FIELDS if name not in mapping.values()]
+    if missing:
+        raise ReplayError(f"--map: no column mapped to {', '.join(missing)}")
+    return mapping
+
+
+def parse_speed(text: str) -> float | None:
+    """The --speed value: "original" → 1.0, "10x" → 10.0, "max" → None (no pacing)."""
+    value = text.strip().lower()
+    if value == "max":
+        return None
+    if value == "original":
+        return 1.0
+    try:
+        factor = float(value.removesuffix("x"))
+    except ValueError:
+        factor = 0.0
+    if not value.endswith("x") or factor <= 0:
+        raise ReplayError(f"--speed {text!r}: use original, max, or a factor like 10x")
+    return factor
+
+
+def parse_timestamp(text: str, timestamp_format: str | None, zone: ZoneInfo) -> datetime:
+    value = text.strip()
+    parsed = (
+        datetime.strptime(value, timestamp_format)
+        if timestamp_format
+        else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    )
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(UTC)
+
+
+def _customer_id(text: str) -> str | None:
+    value = text.strip()
+    if not value:
+        return None
+    # Spreadsheet exports turn numeric ids into floats ("17850.0").
+    return value.removesuffix(".0") if re.fullmatch(r"\d+\.0", value) else value
+
+
+def read_plan(
+    path: Path,
+    mapping: dict[str, str],
+    *,
+    product_ids: frozenset[str],
+    store_ids: frozenset[str],
+    default_store: str,
+    timestamp_format: str | None = None,
+    timezone: str = "UTC",
+) -> ReplayPlan:
+    """Parse the file into baskets; every row either joins a basket or is rejected with a reason."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ReplayError(
+            f"--timezone {timezone!r}: not a known time zone (e.g. UTC, Europe/London)"
+        ) from None
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as error:
+        raise ReplayError(f"cannot read {path}: {error.strerror}") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        columns = list(reader.fieldnames or [])
+        missing = [column for column in mapping if column not in columns]
+        if missing:
+            raise ReplayError(
+                f"{path}: no column {', '.join(map(repr, missing))} (columns: {', '.join(columns)})"
+            )
+        by_field = {name: column for column, name in mapping.items()}
+        baskets: dict[str, Basket] = {}
+        rejected: list[tuple[dict[str, str], str]] = []
+        for number, row in enumerate(reader):
+            value = {name: (row.get(column) or "").strip() for name, column in by_field.items()}
+            reason, parsed = _check_row(value, product_ids, store_ids, default_store, timestamp_format, zone)
+            if reason:
+                rejected.append((row, reason))
+                continue
+            transaction_id, ts, store_id, customer_id, line = parsed  # type: ignore[misc]
+            basket = baskets.get(transaction_id)
+            if basket is None:
+                basket = baskets[transaction_id] = Basket(transaction_id, ts, number, store_id, customer_id)
+            basket.ts = min(basket.ts, ts)
+            basket.lines.append(line)
+            basket.rows.append(row)
+    ordered = sorted(baskets.values(), key=lambda basket: (basket.ts, basket.first_row))
+    return ReplayPlan(ordered, columns, rejected)
+
+
+def _check_row(
+    value: dict[str, str],
+    product_ids: frozenset[str],
+    store_ids: frozenset[str],
+    default_store: str,
+    timestamp_format: str | None,
+    zone: ZoneInfo,
+) -> tuple[str | None, tuple | None]:
+    transaction_id = value["transaction_id"]
+    if not _IDENTIFIER.match(transaction_id):
+        return f"invalid transaction id {transaction_id!r}", None
+    try:
+        quantity = int(Decimal(value["quantity"]))
+    except (InvalidOperation, ValueError):
+        return f"invalid quantity {value['quantity']!r}", None
+    if quantity <= 0:
+        return "return or cancellation (quantity ≤ 0)", None
+    product_id = value["product_id"]
+    if product_id not in product_ids:
+        return f"unknown product {product_id}", None
+    store_id = value.get("store_id") or default_store
+    if store_id not in store_ids:
+        return f"unknown store {store_id}", None
+    try:
+        ts = parse_timestamp(value["event_ts"], timestamp_format, zone)
+    except ValueError:
+        hint = f" (format {timestamp_format})" if timestamp_format else " (ISO 8601; see --timestamp-format)"
+        return f"unparseable timestamp{hint}", None
+    customer_id = _customer_id(value.get("customer_id", ""))
+    if customer_id is not None and not _IDENTIFIER.match(customer_id):
+        return f"invalid customer id {customer_id!r}", None
+    try:
+        price = Decimal(value["unit_price"]).quantize(_CENT, rounding=ROUND_HALF_UP)
+        line = LineItem(product_id=product_id, quantity=quantity, unit_price=price)
+    except (InvalidOperation, ValueError) as error:
+        detail = error.errors()[0]["msg"] if isinstance(error, ValidationError) else "not a number"
+        return f"invalid line ({detail})", None
+    return None, (transaction_id, ts, store_id, customer_id, line)
+
+
+def basket_events(basket: Basket, channel: Channel, payment_method: PaymentMethod) -> list[TransactionEvent]:
+    """One event per basket; baskets above the contract's line limit are split into numbered parts."""
+    chunks = [basket.lines[i : i + MAX_BASKET_LINES] for i in range(0, len(basket.lines), MAX_BASKET_LINES)]
+    events = []
+    for part, lines in enumerate(chunks, start=1):
+        transaction_id = basket.transaction_id if len(chunks) == 1 else f"{basket.transaction_id}-{part}"
+        events.append(
+            TransactionEvent(
+                event_id=uuid.uuid5(REPLAY_NAMESPACE, transaction_id),
+                transaction_id=transaction_id,
+                event_ts=basket.ts,
+                store_id=basket.store_id,
+                customer_id=basket.customer_id,
+                channel=channel,
+                payment_method=payment_method,
+                items=lines,
+            )
+        )
+    return events
+
+
+def write_rejects(path: Path, columns: list[str], rejected: list[tuple[dict[str, str], str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*columns, "reject_reason"], extrasaction="ignore")
+        writer.writeheader()
+        for row, reason in rejected:
+            writer.writerow({**row, "reject_reason": reason})
+
+
+def default_rejects_path(settings: Settings, csv_path: Path) -> Path:
+    return settings.state_dir / "replay" / f"{csv_path.stem}.rejects.csv"
+
+
+def replay(
+    settings: Settings,
+    csv_path: Path,
+    *,
+    mapping: dict[str, str] | None = None,
+    speed: str = "max",
+    timestamp_format: str | None = None,
+    timezone: str = "UTC",
+    store_id: str = "S001",
+    channel: Channel = Channel.STORE,
+    payment_method: PaymentMethod = PaymentMethod.CARD,
+    rejects_path: Path | None = None,
+    stop: threading.Event | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ProduceSummary:
+    """Send the file's baskets to the transactions topic; returns counts including skipped rows."""
+    factor = parse_speed(speed)
+    catalog = load_catalog(settings)
+    if store_id not in catalog.store_ids:
+        raise ReplayError(f"--store {store_id!r} is not in {settings.store_locations_csv}")
+    plan = read_plan(
+        csv_path,
+        mapping or dict(UCI_MAPPING),
+        product_ids=catalog.product_ids,
+        store_ids=catalog.store_ids,
+        default_store=store_id,
+        timestamp_format=timestamp_format,
+        timezone=timezone,
+    )
+    summary = ProduceSummary(mode="replay")
+    for row, reason in plan.rejected:
+        summary.skipped[reason] += 1
+        examples = summary.skipped_examples.setdefault(reason, [])
+        invoice = _invoice_of(row, mapping or UCI_MAPPING)
+        if len(examples) < EXAMPLES_PER_REASON and invoice and invoice not in examples:
+            examples.append(invoice)
+    if plan.rejected:
+        target = rejects_path or default_rejects_path(settings, csv_path)
+        write_rejects(target, plan.columns, plan.rejected)
+        summary.rejects_path = str(target)
+
+    ensure_topics(settings)
+    sender = EventSender(settings, client_id="retail-replay")
+    began = time.monotonic()
+    try:
+        first_ts = plan.baskets[0].ts if plan.baskets else None
+        for basket in plan.baskets:
+            if stop is not None and stop.is_set():
+                summary.interrupted = True
+                break
+            if factor is not None and first_ts is not None:
+                wait = began + (basket.ts - first_ts).total_seconds() / factor - time.monotonic()
+                if wait > 0:
+                    sleep(wait)
+            for event in basket_events(basket, channel, payment_method):
+                sender.send("transactions", event.key, event.model_dump_json().encode())
+                summary.transactions += 1
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        sender.finish(summary)
+    summary.elapsed_s = summary.active_s = time.monotonic() - began
+    return summary
+
+
+def _invoice_of(row: dict[str, str], mapping: dict[str, str]) -> str:
+    for column, name in mapping.items():
+        if name == "transaction_id":
+            return (row.get(column) or "").strip()
+    return ""
