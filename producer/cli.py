@@ -10,11 +10,9 @@ was sent, and exits 1 when a message could not be delivered or a user-fixable er
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from kafka.errors import KafkaError
@@ -32,6 +30,7 @@ from producer.kafka_sink import IdempotenceDisabledError
 from producer.live import live
 from producer.replay import ReplayError, parse_mapping, replay
 from producer.summary import ProduceSummary
+from retail import cli_errors
 from retail.settings import SettingsError, get_settings
 
 app = typer.Typer(
@@ -49,7 +48,6 @@ USER_ERRORS = (
     KafkaError,
     ValueError,
 )
-F = TypeVar("F", bound=Callable[..., object])
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="Simulation YAML (default: producer/simulation.yaml).")
@@ -73,19 +71,7 @@ MalformedOption = Annotated[
 ]
 
 
-def fails_cleanly(command: F) -> F:
-    """User-fixable errors print `error: <cause>` lines and exit 1 instead of a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: object, **kwargs: object) -> object:
-        try:
-            return command(*args, **kwargs)
-        except USER_ERRORS as error:
-            for line in str(error).splitlines() or [type(error).__name__]:
-                typer.echo(f"error: {line}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
+fails_cleanly = cli_errors.fails_cleanly(*USER_ERRORS)
 
 
 def parse_malformed(pairs: list[str] | None) -> dict[MalformedKind, int]:

@@ -16,15 +16,14 @@ Errors a user can fix print one line, `error: <cause>; <fix>`, and exit with sta
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
 from producer.cli import app as produce_app
+from retail import cli_errors
 from retail.db import DatabaseUnavailable, MigrationError, migrate
 from retail.settings import Settings, SettingsError, load_settings
 from retail.stack import airflow, stack
@@ -38,22 +37,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(produce_app, name="produce", help="Produce events into Kafka: live, backfill, replay.")
 
 USER_ERRORS = (StackError, SettingsError, DatabaseUnavailable, MigrationError)
-F = TypeVar("F", bound=Callable[..., object])
-
-
-def fails_cleanly(command: F) -> F:
-    """Turn the errors a user can fix into one line on stderr and exit status 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: object, **kwargs: object) -> object:
-        try:
-            return command(*args, **kwargs)
-        except USER_ERRORS as error:
-            for line in str(error).splitlines():
-                typer.echo(f"error: {line}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
+fails_cleanly = cli_errors.fails_cleanly(*USER_ERRORS)
 
 
 def settings() -> Settings:
