@@ -7,7 +7,10 @@ collides with a developer's running `retail up`; it is torn down (`retail down`)
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +19,21 @@ import pytest
 
 from retail.settings import Settings, load_settings
 from retail.stack import stack
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """As root, give the session a temporary folder of its own that other users can traverse.
+
+    The embedded PostgreSQL runs as the unprivileged `pgserver` user when the tests run as root, and
+    must reach its data directory under the tests' temporary folder. pytest's shared
+    /tmp/pytest-of-root is reset to mode 0700 by every pytest session that starts, which would lock
+    out the servers of a session already running.
+    """
+    if os.geteuid() == 0 and not config.option.basetemp:
+        base = Path(tempfile.mkdtemp(prefix="retail-pytest-"))
+        base.chmod(0o755)
+        config.option.basetemp = base
+        config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
 
 
 def free_port() -> int:
