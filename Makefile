@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml requirements.lock scripts/install-system-deps.sh
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	# Spark's Python workers import pandas/pyarrow afresh; without bytecode each start compiles them.
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null
 	touch $(STAMP)
 
 install: $(STAMP)

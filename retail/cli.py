@@ -3,6 +3,9 @@
     retail up          start every service, wait until healthy, print addresses and logins
     retail demo        `up`, then load demo data
     retail produce     live events, historical backfill or CSV replay into Kafka
+    retail stream      the speed layer (Spark Structured Streaming), also started by `up`
+    retail dlq         list and replay dead-lettered events
+    retail ml run      customer segmentation and association rules over the marts
     retail status      one line per component
     retail logs NAME   a service's log
     retail down        stop everything; data stays in the state folder
@@ -22,6 +25,7 @@ from typing import Annotated
 
 import typer
 
+from ml.cli import app as ml_app
 from producer.cli import app as produce_app
 from retail import cli_errors
 from retail.db import DatabaseUnavailable, MigrationError, migrate
@@ -30,11 +34,16 @@ from retail.stack import airflow, stack
 from retail.stack.errors import StackError
 from retail.stack.secrets import ensure_secrets
 from retail.stack.supervisor import log_path, tail
+from spark.cli import dlq_app
+from spark.cli import stream as stream_command
 
 app = typer.Typer(help="Real-time retail analytics platform.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(produce_app, name="produce", help="Produce events into Kafka: live, backfill, replay.")
+app.command("stream")(stream_command)
+app.add_typer(ml_app, name="ml", help="ML jobs: RFM + K-Means segments, association rules.")
+app.add_typer(dlq_app, name="dlq", help="Dead-lettered events: list them, replay the fixable ones.")
 
 USER_ERRORS = (StackError, SettingsError, DatabaseUnavailable, MigrationError)
 fails_cleanly = cli_errors.fails_cleanly(*USER_ERRORS)
@@ -71,22 +80,57 @@ def up() -> None:
 @app.command()
 @fails_cleanly
 def demo() -> None:
-    """Bring the platform up and load demo data into it (what `make demo` runs); safe to run again."""
+    """Bring the platform up, backfill demo history, and build marts and ML on it; safe to run again."""
     up()
     current = ensure_secrets(settings())
     marker = current.state_dir / "demo-loaded.json"
     if marker.is_file():
-        typer.echo(f"Demo data was loaded before ({marker}); not sending it twice.")
-        return
-    from producer.backfill import backfill
+        typer.echo(f"Demo history was sent before ({marker}); not sending it twice.")
+    else:
+        from producer.backfill import backfill
 
-    typer.echo(f"Backfilling {current.demo_days:g} days of simulated history into Kafka ...")
-    summary = backfill(current, current.demo_days)
-    for line in summary.lines():
-        typer.echo(f"  {line}")
-    if summary.failed:
-        raise StackError(f"{summary.failed} demo events were not delivered; see the summary above and rerun")
-    marker.write_text(json.dumps(summary.to_dict(), default=str, indent=2))
+        typer.echo(f"Backfilling {current.demo_days:g} days of simulated history into Kafka ...")
+        summary = backfill(current, current.demo_days)
+        for line in summary.lines():
+            typer.echo(f"  {line}")
+        if summary.failed:
+            raise StackError(
+                f"{summary.failed} demo events were not delivered; see the summary above and rerun"
+            )
+        marker.write_text(json.dumps(summary.to_dict(), default=str, indent=2))
+    if not current.stream_enabled:
+        typer.echo(
+            "The speed layer is off (RETAIL_STREAM_ENABLED=false): marts and ML need it; stopping here."
+        )
+        return
+    expected = json.loads(marker.read_text())["transactions"]
+    landed = _wait_for_transactions(current, expected, timeout_s=600)
+    typer.echo(f"Speed layer landed {landed:,} of {expected:,} demo baskets in raw.transactions.")
+
+    from ml.jobs import run_all
+    from retail.dbt import run_dbt
+
+    typer.echo("Building the marts (dbt build) ...")
+    if not run_dbt(current, ["build", "--quiet"]).success:
+        raise StackError("dbt build failed on the demo data; see .retail/dbt/logs/dbt.log")
+    for record in run_all(current):
+        typer.echo(f"  ml {record.kind}: {record.status}" + (f" ({record.reason})" if record.reason else ""))
+    typer.echo(
+        "Demo ready: query the marts as retail_analyst (README: For analysts), `retail docs` for lineage."
+    )
+
+
+def _wait_for_transactions(current: Settings, expected: int, timeout_s: float) -> int:
+    """Poll until the speed layer has landed `expected` baskets (or the timeout passes); returns the count."""
+    from retail.db import connect
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with connect(current, "writer") as conn:
+            landed = conn.execute("select count(*) from raw.transactions").fetchone()[0]  # type: ignore[index]
+        if landed >= expected or time.monotonic() > deadline:
+            return landed
+        time.sleep(2)
 
 
 @app.command()

@@ -413,3 +413,19 @@ def load_products(settings: Settings) -> LoadResult:
 def load_stores(settings: Settings) -> LoadResult:
     """Load the store list named by RETAIL_STORE_LOCATIONS_CSV into raw.stores."""
     return load_file(settings, read_stores(settings.store_locations_csv))
+
+
+def load_if_empty(settings: Settings) -> list[LoadResult]:
+    """First start: load the dimension files when their tables are empty, so the speed layer's
+    product/store checks do not dead-letter the first events before the daily DAG has run."""
+    results = []
+    with psycopg.connect(settings.writer_dsn, connect_timeout=5) as conn:
+        empty = {
+            table: conn.execute(f"select not exists (select 1 from raw.{table})").fetchone()[0]  # type: ignore[index]
+            for table in ("products", "stores")
+        }
+    if empty["products"]:
+        results.append(load_products(settings))
+    if empty["stores"]:
+        results.append(load_stores(settings))
+    return results

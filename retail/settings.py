@@ -87,7 +87,9 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("RETAIL_JAVA_HOME", "JAVA_HOME")
     )
     lake_uri: str | None = None
-    # Speed layer (spark/). Checkpoints default to <state_dir>/checkpoints/<query>.
+    # Speed layer (spark/). false: `retail up` leaves the streaming job out. Checkpoints default to
+    # <state_dir>/checkpoints/<query>.
+    stream_enabled: bool = True
     checkpoint_uri: str | None = None
     # "python": the PySpark Python Data Source over kafka-python (no jar needed); "kafka": Spark's
     # built-in connector, when its jar is on the classpath (docker-compose).
@@ -135,6 +137,28 @@ class Settings(BaseSettings):
     airflow_secret_key: SecretStr | None = None
     # Task slots of the LocalExecutor: sized for 2 cores (Spark jobs take a core each).
     airflow_parallelism: int = Field(default=4, ge=1, le=64)
+
+    # ML (ml/, DAG retail_ml). K-Means tries every k in [ml_kmeans_k_min, ml_kmeans_k_max] and keeps the
+    # best silhouette, computed on a fixed-seed sample of this many customers (silhouette is O(n^2)).
+    ml_kmeans_k_min: int = Field(default=2, ge=2, le=50)
+    ml_kmeans_k_max: int = Field(default=8, ge=2, le=50)
+    ml_silhouette_sample_size: int = Field(default=5_000, ge=100)
+    # Association rules over baskets (transactions): thresholds of mlxtend's frequent itemsets and rules.
+    ml_rules_algorithm: Literal["fpgrowth", "apriori"] = "fpgrowth"
+    ml_min_support: float = Field(default=0.002, gt=0, le=1)
+    ml_min_confidence: float = Field(default=0.2, ge=0, le=1)
+    ml_max_itemset_len: int = Field(default=3, ge=2, le=10)
+    # Baskets with more distinct products are left out of the rules (bulk orders): bounds memory.
+    ml_max_basket_lines: int = Field(default=50, ge=2)
+
+    @model_validator(mode="after")
+    def _kmeans_range_ordered(self) -> Settings:
+        if self.ml_kmeans_k_min > self.ml_kmeans_k_max:
+            raise ValueError(
+                f"RETAIL_ML_KMEANS_K_MIN ({self.ml_kmeans_k_min}) is above RETAIL_ML_KMEANS_K_MAX "
+                f"({self.ml_kmeans_k_max})"
+            )
+        return self
 
     @field_validator("state_dir", "product_catalog_csv", "store_locations_csv")
     @classmethod

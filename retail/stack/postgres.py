@@ -165,5 +165,4 @@ def service(settings: Settings) -> Service:
         user=run_as_user(),
         # Fast shutdown: roll back open transactions instead of waiting for clients to leave.
         stop_signal="INT",
-        on_ready=lambda: prepare(settings),
     )

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from retail import dimensions
 from retail.db import DatabaseUnavailable, migrate
 from retail.settings import Settings
 from retail.stack import airflow, kafka, postgres
@@ -22,6 +23,7 @@ from retail.stack.secrets import ensure_secrets
 from retail.stack.service import Service
 from retail.stack.supervisor import Supervisor
 from retail.topics import ensure_topics
+from spark import service as stream
 
 
 @dataclass(frozen=True)
@@ -42,24 +44,26 @@ def services(settings: Settings) -> list[Service]:
     """The supervised processes, in start order."""
     supervised: list[Service] = []
     if settings.embedded_postgres:
+        # Migrations, first dimension load and Airflow's database come before any other service starts.
         database = postgres.service(settings)
-        if settings.airflow_enabled:
-            # Airflow's role, database and migrations must exist before its first process starts.
-            database = dataclasses.replace(database, on_ready=lambda: _prepare_postgres(settings))
+        database = dataclasses.replace(database, on_ready=lambda: _prepare_postgres(settings))
         supervised.append(database)
     if settings.embedded_kafka:
         supervised.append(kafka.service(settings))
+    if settings.stream_enabled:
+        supervised.append(stream.service(settings))
     if settings.airflow_enabled:
         supervised.extend(airflow.services(settings))
     return supervised
 
 
 def _prepare_postgres(settings: Settings) -> None:
-    """The pipeline's database and migrations, then Airflow's (when Airflow is part of the stack)."""
+    """The pipeline's database, migrations and first dimension load, then Airflow's database."""
     if settings.embedded_postgres:
         postgres.prepare(settings)
     else:
         migrate(settings)
+    dimensions.load_if_empty(settings)
     if settings.airflow_enabled:
         airflow.prepare(settings)
 

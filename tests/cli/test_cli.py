@@ -124,5 +124,6 @@ def test_demo_loads_history_once(private_env: Path, monkeypatch: pytest.MonkeyPa
         assert summary["transactions"] > 0 and summary["failed"] == 0
         again = runner.invoke(app, ["demo"])
         assert again.exit_code == 0 and "not sending it twice" in again.output
+        assert "speed layer is off" in again.output
     finally:
         runner.invoke(app, ["down"])

@@ -1,0 +1,351 @@
+"""`retail_kafka`: a PySpark Python Data Source that streams one Kafka topic through kafka-python.
+
+Spark's own `kafka` format needs a connector jar that cannot be downloaded here, so this source is the
+default. It produces the same columns as the built-in one (key, value, topic, partition, offset,
+timestamp, timestampType), so nothing downstream knows which one runs.
+
+* Offsets are plain dicts ``{"topic": name, "partitions": {"0": next_offset, ...}}``; Spark keeps them in
+  the query's checkpoint, so a restart continues where the last committed batch ended.
+* One input partition per Kafka partition offset range; ``read`` fetches exactly ``[start, end)`` of one
+  partition, so replaying a batch after a failure returns the same records.
+* A new query starts from the earliest offsets: nothing produced before the job started is lost.
+* ``maxRecordsPerBatch`` bounds a micro-batch (admission control through ``ReadMaxRows``).
+* If the broker no longer has what the checkpoint points at (earliest offset beyond it: retention or data
+  loss; latest offset behind it: the broker was reset), the query fails with `SourceDataLoss`, naming the
+  topic, partition, offsets and the recovery command. It never skips silently.
+* ``read`` yields Arrow record batches, not tuples: the Python-to-JVM hand-over is columnar.
+
+    spark.dataSource.register(KafkaSource)
+    spark.readStream.format("retail_kafka").option("bootstrap", "host:9092").option("topic", "t").load()
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kafka import TopicPartition
+from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
+from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
+from pyspark.sql.types import StructType
+
+if TYPE_CHECKING:
+    import pyarrow
+
+SOURCE_NAME = "retail_kafka"
+# The same columns and types as Spark's built-in Kafka source.
+KAFKA_COLUMNS_DDL = (
+    "key binary, value binary, topic string, partition int, offset bigint, timestamp timestamp, "
+    "timestampType int"
+)
+RESET_COMMAND = "retail stream --reset-checkpoints"
+_ARROW_BATCH_ROWS = 20_000
+_READ_TIMEOUT_S = 60.0
+
+
+class SourceDataLoss(RuntimeError):
+    """The broker does not hold the offsets the checkpoint expects; continuing would skip data."""
+
+
+def data_loss_message(topic: str, partition: int, checkpointed: int, earliest: int, latest: int) -> str:
+    if earliest > checkpointed:
+        problem = f"its earliest available offset {earliest} is beyond the checkpointed offset {checkpointed}"
+        cause = "records were deleted (retention) or lost"
+    else:
+        problem = f"its latest offset {latest} is behind the checkpointed offset {checkpointed}"
+        cause = "the broker lost data or was reset"
+    return (
+        f"SourceDataLoss: Kafka topic {topic!r} partition {partition}: {problem} ({cause}). "
+        f"The query stopped instead of skipping records. If the loss is accepted, run "
+        f"`{RESET_COMMAND}` (moves the checkpoints aside; the stream re-reads every topic from its "
+        f"earliest offset and the raw tables drop duplicates by event_id), then start the stream again."
+    )
+
+
+@dataclass(frozen=True)
+class KafkaRange(InputPartition):
+    """Everything a worker needs to read one partition's offset range: nothing else is pickled."""
+
+    bootstrap: str
+    topic: str
+    partition: int
+    start: int
+    end: int
+
+
+def _consumer(bootstrap: str):
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="none",
+        # Large fetches: a partition range is read in a few round trips; a fetch with nothing new
+        # returns quickly (the planner probes partition ends, see _probe_ends).
+        fetch_max_wait_ms=50,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        max_poll_records=50_000,
+        request_timeout_ms=30_000,
+        client_id="retail-spark-source",
+    )
+
+
+def _to_batch(
+    keys: list, values: list, offsets: list, timestamps: list, topic: str, partition: int
+) -> pyarrow.RecordBatch:
+    import pyarrow as pa
+
+    size = len(offsets)
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array(keys, pa.binary()),
+            pa.array(values, pa.binary()),
+            pa.array([topic] * size, pa.string()),
+            pa.array([partition] * size, pa.int32()),
+            pa.array(offsets, pa.int64()),
+            pa.array(timestamps, pa.int64())
+            .cast(pa.timestamp("ms", tz="UTC"))
+            .cast(pa.timestamp("us", tz="UTC")),
+            pa.array([0] * size, pa.int32()),
+        ],
+        names=["key", "value", "topic", "partition", "offset", "timestamp", "timestampType"],
+    )
+
+
+def read_range(part: KafkaRange) -> Iterator[pyarrow.RecordBatch]:
+    """Records ``[start, end)`` of one partition, in offset order; fails rather than return fewer."""
+    if part.end <= part.start:
+        return
+    consumer = _consumer(part.bootstrap)
+    try:
+        tp = TopicPartition(part.topic, part.partition)
+        consumer.assign([tp])
+        consumer.seek(tp, part.start)
+        keys: list = []
+        values: list = []
+        offsets: list = []
+        timestamps: list = []
+        next_offset = part.start
+        deadline = time.monotonic() + _READ_TIMEOUT_S
+        while next_offset < part.end:
+            records = consumer.poll(timeout_ms=1000).get(tp, [])
+            if not records:
+                if time.monotonic() > deadline:
+                    raise SourceDataLoss(
+                        f"SourceDataLoss: Kafka topic {part.topic!r} partition {part.partition}: offsets "
+                        f"{next_offset}..{part.end - 1} of a planned batch could not be read within "
+                        f"{_READ_TIMEOUT_S:.0f}s (broker down, or data lost). Restart when the broker is "
+                        f"back; if the data is gone, run `{RESET_COMMAND}`."
+                    )
+                continue
+            deadline = time.monotonic() + _READ_TIMEOUT_S
+            for record in records:
+                if record.offset >= part.end:
+                    break
+                keys.append(record.key)
+                values.append(record.value)
+                offsets.append(record.offset)
+                timestamps.append(record.timestamp)
+            # Offsets may have gaps (transaction markers, compaction): continue after the last record.
+            next_offset = records[-1].offset + 1
+            if len(offsets) >= _ARROW_BATCH_ROWS:
+                yield _to_batch(keys, values, offsets, timestamps, part.topic, part.partition)
+                keys, values, offsets, timestamps = [], [], [], []
+        if offsets:
+            yield _to_batch(keys, values, offsets, timestamps, part.topic, part.partition)
+    finally:
+        consumer.close()
+
+
+class KafkaStreamReader(DataSourceStreamReader):
+    """Plans offset ranges on the driver; `read` runs on the workers and is stateless."""
+
+    def __init__(self, options: Mapping[str, str]) -> None:
+        self.bootstrap = options["bootstrap"]
+        self.topic = options["topic"]
+        limit = options.get("maxRecordsPerBatch")
+        self.max_records = int(limit) if limit else None
+        self._consumer = None
+        self._recent_bounds: tuple[float, tuple[dict[int, int], dict[int, int]]] | None = None
+
+    # Broker metadata ----------------------------------------------------------------------------
+
+    def _client(self):
+        if self._consumer is None:
+            self._consumer = _consumer(self.bootstrap)
+        return self._consumer
+
+    def _bounds(self) -> tuple[dict[int, int], dict[int, int]]:
+        """(earliest, latest) offset per partition of the topic, as the broker holds them now."""
+
+        consumer = self._client()
+        partitions = consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            # Metadata may lag a just-created topic; ask again before calling it missing.
+            consumer.topics()
+            partitions = consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            raise SourceDataLoss(
+                f"Kafka topic {self.topic!r} does not exist on {self.bootstrap}; create it "
+                "(`retail up` does) before starting the stream"
+            )
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        earliest = consumer.beginning_offsets(tps)
+        latest = self._probe_ends(consumer, tps, consumer.end_offsets(tps))
+        bounds = (
+            {tp.partition: earliest[tp] for tp in tps},
+            {tp.partition: latest[tp] for tp in tps},
+        )
+        self._recent_bounds = (time.monotonic(), bounds)
+        return bounds
+
+    @staticmethod
+    def _probe_ends(consumer, tps: list, reported: dict) -> dict:
+        """True end offsets: the embedded broker (Tansu, memory storage) reports the base offset of a
+        partition's last record batch as its end offset, so records of that last batch would never be
+        read. A fetch at the reported offset returns that batch; its last offset + 1 is the real end.
+        Against Apache Kafka the fetch returns nothing and the reported offsets stand."""
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, reported[tp])
+        ends = dict(reported)
+        for records in consumer.poll(timeout_ms=200).values():
+            for record in records:
+                tp = TopicPartition(record.topic, record.partition)
+                ends[tp] = max(ends[tp], record.offset + 1)
+        return ends
+
+    def _check(self, start: dict[int, int], earliest: dict[int, int], latest: dict[int, int]) -> None:
+        for partition, checkpointed in start.items():
+            if partition not in latest:
+                raise SourceDataLoss(
+                    f"SourceDataLoss: Kafka topic {self.topic!r} partition {partition} (checkpointed offset "
+                    f"{checkpointed}) no longer exists; the topic was recreated with fewer partitions. "
+                    f"Run `{RESET_COMMAND}` if that is accepted."
+                )
+            if earliest[partition] > checkpointed or latest[partition] < checkpointed:
+                raise SourceDataLoss(
+                    data_loss_message(
+                        self.topic, partition, checkpointed, earliest[partition], latest[partition]
+                    )
+                )
+
+    def _offset(self, positions: dict[int, int]) -> dict:
+        return {"topic": self.topic, "partitions": {str(p): o for p, o in sorted(positions.items())}}
+
+    def _positions(self, offset: dict) -> dict[int, int]:
+        if offset.get("topic") != self.topic:
+            raise SourceDataLoss(
+                f"the checkpoint belongs to topic {offset.get('topic')!r}, not {self.topic!r}; "
+                f"use another checkpoint location or run `{RESET_COMMAND}`"
+            )
+        return {int(p): int(o) for p, o in offset["partitions"].items()}
+
+    # Spark's streaming reader API -------------------------------------------------------------------
+
+    def initialOffset(self) -> dict:
+        earliest, _ = self._bounds()
+        return self._offset(earliest)
+
+    def getDefaultReadLimit(self) -> ReadLimit:
+        return ReadMaxRows(self.max_records) if self.max_records else ReadAllAvailable()
+
+    def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
+        begin = self._positions(start)
+        earliest, latest = self._bounds()
+        self._check(begin, earliest, latest)
+        # Partitions added since the last batch start at their earliest offset.
+        begin = {p: begin.get(p, earliest[p]) for p in latest}
+        if isinstance(limit, ReadMaxRows):
+            return self._offset(admit(begin, latest, limit.max_rows))
+        return self._offset(latest)
+
+    def partitions(self, start: dict, end: dict) -> Sequence[InputPartition]:
+        begin = self._positions(start)
+        finish = self._positions(end)
+        # Spark plans a batch right after latestOffset: reuse those bounds instead of asking the broker
+        # again (one round trip less per trigger). A restarted query asks afresh.
+        recent = self._recent_bounds
+        earliest, latest = recent[1] if recent and time.monotonic() - recent[0] < 2.0 else self._bounds()
+        # A restarted query replays its last planned batch: the broker must still hold all of it.
+        self._check({p: o for p, o in begin.items() if finish.get(p, o) > o}, earliest, latest)
+        return [
+            KafkaRange(self.bootstrap, self.topic, p, begin.get(p, earliest.get(p, 0)), stop)
+            for p, stop in sorted(finish.items())
+            if stop > begin.get(p, earliest.get(p, 0))
+        ]
+
+    def read(self, partition: InputPartition) -> Iterator[pyarrow.RecordBatch]:
+        assert isinstance(partition, KafkaRange)
+        yield from read_range(partition)
+
+    def commit(self, end: dict) -> None:
+        """Offsets live in Spark's checkpoint, not in a consumer group: nothing to do."""
+
+    def stop(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+
+def admit(begin: dict[int, int], latest: dict[int, int], max_rows: int) -> dict[int, int]:
+    """End offsets that admit at most `max_rows` records, shared fairly across partitions."""
+    available = {p: max(latest[p] - begin[p], 0) for p in latest}
+    end = dict(begin)
+    budget = max_rows
+    pending = {p for p, n in available.items() if n > 0}
+    while budget > 0 and pending:
+        share = max(budget // len(pending), 1)
+        for p in sorted(pending):
+            take = min(share, available[p] - (end[p] - begin[p]), budget)
+            end[p] += take
+            budget -= take
+            if end[p] - begin[p] >= available[p]:
+                pending.discard(p)
+            if budget == 0:
+                break
+    return end
+
+
+class KafkaSource(DataSource):
+    """Options: ``bootstrap`` (host:port,...), ``topic``, optional ``maxRecordsPerBatch``."""
+
+    @classmethod
+    def name(cls) -> str:
+        return SOURCE_NAME
+
+    def schema(self) -> str:
+        return KAFKA_COLUMNS_DDL
+
+    def streamReader(self, schema: StructType) -> DataSourceStreamReader:
+        return KafkaStreamReader(self.options)
+
+
+def kafka_stream(spark, settings, topic: str):
+    """A streaming DataFrame of one topic with Kafka's columns, from whichever source settings pick.
+
+    `RETAIL_STREAM_SOURCE=kafka` uses Spark's built-in connector (its jar must be on the classpath, as in
+    the docker-compose image); its own `failOnDataLoss` check plays the role of `SourceDataLoss`."""
+    if settings.stream_source == "kafka":
+        return (
+            spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", settings.bootstrap_servers)
+            .option("subscribe", topic)
+            .option("startingOffsets", "earliest")
+            .option("failOnDataLoss", "true")
+            .option("maxOffsetsPerTrigger", str(settings.stream_max_records_per_batch))
+            .load()
+            .select("key", "value", "topic", "partition", "offset", "timestamp", "timestampType")
+        )
+    spark.dataSource.register(KafkaSource)
+    return (
+        spark.readStream.format(SOURCE_NAME)
+        .option("bootstrap", settings.bootstrap_servers)
+        .option("topic", topic)
+        .option("maxRecordsPerBatch", str(settings.stream_max_records_per_batch))
+        .load()
+    )

@@ -1,0 +1,36 @@
+"""The streaming job as a supervised service of `retail up`.
+
+Healthy when the job's Spark UI answers its REST API: the JVM is up and the application registered.
+Queries that later fail stop the process (exit status 1, cause in `retail logs stream`), and supervisord
+restarts it; the checkpoints make the restart continue exactly where the last committed batch ended.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.request
+
+from retail.settings import PROJECT_ROOT, Settings
+from retail.stack.service import Service
+
+
+def health_check(settings: Settings) -> None:
+    url = f"http://{settings.host}:{settings.spark_ui_port}/api/v1/applications"
+    with urllib.request.urlopen(url, timeout=3) as response:
+        if response.status != 200:
+            raise RuntimeError(f"Spark UI at {url} answered {response.status}")
+
+
+def service(settings: Settings) -> Service:
+    return Service(
+        name="stream",
+        command=[sys.executable, "-m", "spark.streaming_job"],
+        health_check=lambda: health_check(settings),
+        port=settings.spark_ui_port,
+        port_setting="RETAIL_SPARK_UI_PORT",
+        url=f"http://{settings.host}:{settings.spark_ui_port}",
+        directory=str(PROJECT_ROOT),
+        # SIGTERM stops the queries between batches; a hard kill is safe too (exactly-once sinks).
+        stop_signal="TERM",
+        stop_wait_s=60,
+    )

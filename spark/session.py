@@ -1,0 +1,54 @@
+"""The SparkSession of the speed layer (and, later, the batch job), configured from settings.
+
+pyspark launches a JVM through spark-submit: it needs JAVA_HOME (see `retail.java`) and,
+for Python workers, PYSPARK_PYTHON pointing at this interpreter so they import the same venv (pyarrow,
+kafka-python, psycopg, this project). Both are set here, from settings, before the JVM starts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+from retail.java import spark_java_home
+from retail.settings import Settings
+
+
+def spark_session(
+    settings: Settings,
+    app_name: str = "retail-speed-layer",
+    *,
+    master: str | None = None,
+    ui: bool = True,
+    conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """Build (or return the running) SparkSession; the shuffle partition count is fixed on purpose:
+    a streaming query freezes it into its checkpoint on the first run."""
+    os.environ["JAVA_HOME"] = str(spark_java_home(settings))
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(master or settings.spark_master)
+        .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "true" if ui else "false")
+        .config("spark.ui.port", str(settings.spark_ui_port))
+        .config("spark.ui.showConsoleProgress", "false")
+        # Arrow is how batches reach the driver (toArrow) and how the Kafka source hands records over.
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.memory", "2g")
+        # The metrics query joins two watermarked inputs (transactions, refunds): the watermark follows
+        # the latest event time of either, as ops.late_events' rule does (the default "min" would let
+        # an idle refunds topic hold every window open).
+        .config("spark.sql.streaming.multipleWatermarkPolicy", "max")
+        # Python workers (Kafka source, validation) start slowly on a busy 2-core machine; the 15 s
+        # default made queries fail with "Python worker failed to connect back".
+        .config("spark.python.authenticate.socketTimeout", "120s")
+        .config("spark.sql.streaming.minBatchesToRetain", "20")
+    )
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()

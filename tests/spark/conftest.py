@@ -1,0 +1,102 @@
+"""Fixtures of the speed-layer tests: one SparkSession per test session, dimension rows, and settings
+with per-module topics, checkpoints and lake so modules never see each other's data."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from pyspark.sql import SparkSession
+
+from retail.settings import Settings
+from retail.topics import ensure_topics
+from spark.session import spark_session
+
+# Tables the speed layer owns; emptied at the start of each module that asserts on them.
+SPEED_LAYER_TABLES = (
+    "raw.transactions",
+    "raw.transaction_items",
+    "raw.refunds",
+    "speed.product_metrics_minute",
+    "ops.dead_letter",
+    "ops.sink_commits",
+    "ops.stream_progress",
+    "ops.late_events",
+    "ops.stream_watermarks",
+)
+
+
+def load_dimensions(settings: Settings, skip_products: tuple[str, ...] = ()) -> None:
+    """raw.products / raw.stores from the CSVs (the Airflow DAG of a later issue does this for real)."""
+    with psycopg.connect(settings.writer_dsn) as conn, conn.cursor() as cursor:
+        for table, path in (
+            ("raw.products", settings.product_catalog_csv),
+            ("raw.stores", settings.store_locations_csv),
+        ):
+            lines = path.read_text(encoding="utf-8").splitlines()
+            header, rows = lines[0], lines[1:]
+            if table == "raw.products":
+                rows = [row for row in rows if row.split(",", 1)[0] not in skip_products]
+            cursor.execute(f"create temp table dims (like {table} including defaults) on commit drop")
+            with cursor.copy(f"copy dims ({header}) from stdin (format csv)") as copy:
+                copy.write("\n".join(rows) + "\n")
+            cursor.execute(f"insert into {table} select * from dims on conflict do nothing")
+            conn.commit()
+
+
+def truncate_speed_tables(settings: Settings) -> None:
+    with psycopg.connect(settings.writer_dsn, autocommit=True) as conn:
+        conn.execute(f"truncate {', '.join(SPEED_LAYER_TABLES)}")
+
+
+@pytest.fixture(scope="session")
+def spark(platform: Settings) -> Iterator[SparkSession]:
+    session = spark_session(
+        platform,
+        "retail-speed-layer-tests",
+        master="local[2]",
+        ui=False,
+        conf={"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"},
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def module_settings(platform: Settings, tmp: Path, name: str, **overrides: object) -> Settings:
+    """Settings of one test module: own topics (2 + 1 partitions), checkpoints, lake, fast triggers."""
+    suffix = uuid.uuid4().hex[:8]
+    values: dict[str, object] = {
+        "transactions_topic": f"{name}-transactions-{suffix}",
+        "refunds_topic": f"{name}-refunds-{suffix}",
+        "transactions_partitions": 2,
+        "refunds_partitions": 1,
+        "checkpoint_uri": str(tmp / "checkpoints"),
+        "lake_uri": str(tmp / "lake"),
+        "stream_trigger_s": 0.5,
+        "stream_lake_trigger_s": 1.0,
+        "stream_dimension_refresh_s": 0.5,
+        "spark_shuffle_partitions": 2,
+    }
+    values.update(overrides)
+    settings = platform.model_copy(update=values)
+    ensure_topics(settings)
+    return settings
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 240, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def scalar(settings: Settings, query: str, params: tuple = ()) -> object:
+    with psycopg.connect(settings.writer_dsn) as conn:
+        row = conn.execute(query, params).fetchone()
+        return row[0] if row else None

@@ -1,0 +1,178 @@
+"""Unit tests of the transformation and validation functions on static DataFrames (no Kafka, no
+Postgres): the same functions the batch layer reuses."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from pyspark.sql import Row, SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from retail.contracts import MAX_EVENT_BYTES, LineItem
+from spark.kafka_source import KAFKA_COLUMNS_DDL, admit, data_loss_message
+from spark.transformations import (
+    dead_letters,
+    explode_items,
+    metric_contributions,
+    minute_metrics,
+    parse_refunds,
+    parse_transactions,
+    refund_rows,
+    transaction_rows,
+    valid_messages,
+    validate_messages,
+)
+from spark.validation import StaticDimensions, check_message
+from tests.spark.events import refund, transaction
+
+DIMENSIONS = StaticDimensions(products=frozenset({"P0001", "P0002", "P0003"}), stores=frozenset({"S001"}))
+T0 = datetime(2026, 11, 24, 9, 30, 10, tzinfo=UTC)
+
+
+def _basket(items: list[tuple[str, int, str, str]], ts: datetime = T0, seed: int = 1):
+    event = transaction(random.Random(seed), ts, lines=1, store_id="S001")
+    return event.model_copy(
+        update={
+            "items": [
+                LineItem(product_id=p, quantity=q, unit_price=Decimal(u), discount=Decimal(d))
+                for p, q, u, d in items
+            ]
+        }
+    )
+
+
+def _kafka_rows(spark: SparkSession, payloads: list[bytes]):
+    rows = [(None, p, "t", 0, i, T0, 0) for i, p in enumerate(payloads)]
+    return spark.createDataFrame(rows, KAFKA_COLUMNS_DDL)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda e: "not json", "invalid_json"),
+        (lambda e: {k: v for k, v in e.items() if k != "store_id"}, "missing_field"),
+        (lambda e: {**e, "items": [{**e["items"][0], "quantity": "two"}]}, "wrong_type"),
+        (lambda e: {**e, "items": [{**e["items"][0], "quantity": -1}]}, "non_positive_quantity"),
+        (lambda e: {**e, "items": [{**e["items"][0], "unit_price": -0.5}]}, "negative_price"),
+        (lambda e: {**e, "store_id": "S999"}, "unknown_store"),
+        (lambda e: {**e, "items": [{**e["items"][0], "product_id": "P0404"}]}, "unknown_product"),
+        (lambda e: {**e, "surprise": 1}, "unexpected_field"),
+        (lambda e: {**e, "note": "x" * MAX_EVENT_BYTES}, "oversized"),
+    ],
+)
+def test_check_message_reasons(change, reason: str) -> None:
+    event = json.loads(_basket([("P0001", 1, "2.50", "0")]).model_dump_json())
+    changed = change(event)
+    payload = changed.encode() if isinstance(changed, str) else json.dumps(changed).encode()
+    normalized, got, error = check_message(payload, "transaction", DIMENSIONS.products, DIMENSIONS.stores)
+    assert (normalized, got) == (None, reason)
+    assert error
+
+
+def test_validate_and_parse_transactions(spark: SparkSession) -> None:
+    good = _basket([("P0001", 2, "1.50", "0.30"), ("P0002", 1, "4.00", "0"), ("P0001", 1, "1.50", "0")])
+    validated = validate_messages(
+        _kafka_rows(spark, [good.model_dump_json().encode(), b"{oops"]), "transaction", DIMENSIONS
+    )
+    assert [r.reason for r in dead_letters(validated).collect()] == ["invalid_json"]
+    baskets = parse_transactions(valid_messages(validated))
+    row = transaction_rows(baskets).collect()[0]
+    assert (row.transaction_id, row.line_count, row.event_ts, row.kafka_offset) == (
+        good.transaction_id,
+        3,
+        T0.replace(tzinfo=None),
+        0,
+    )
+    items = explode_items(baskets).select(
+        "line_number", "product_id", "quantity", "unit_price", "discount", "is_first_product_line"
+    )
+    assertDataFrameEqual(
+        items,
+        [
+            Row(
+                line_number=1,
+                product_id="P0001",
+                quantity=2,
+                unit_price=Decimal("1.50"),
+                discount=Decimal("0.30"),
+                is_first_product_line=True,
+            ),
+            Row(
+                line_number=2,
+                product_id="P0002",
+                quantity=1,
+                unit_price=Decimal("4.00"),
+                discount=Decimal("0.00"),
+                is_first_product_line=True,
+            ),
+            Row(
+                line_number=3,
+                product_id="P0001",
+                quantity=1,
+                unit_price=Decimal("1.50"),
+                discount=Decimal("0.00"),
+                is_first_product_line=False,
+            ),
+        ],
+    )
+
+
+def test_minute_metrics_windows(spark: SparkSession) -> None:
+    first = _basket([("P0001", 2, "1.50", "0.30"), ("P0001", 1, "1.50", "0")], seed=1)
+    second = _basket([("P0001", 1, "2.00", "0")], ts=T0.replace(second=59), seed=2)
+    third = _basket([("P0001", 5, "1.00", "0")], ts=T0.replace(minute=31, second=0), seed=3)
+    returned = refund(random.Random(4), first, T0.replace(minute=31, second=5))
+    tx = _kafka_rows(spark, [e.model_dump_json().encode() for e in (first, second, third)])
+    rf = _kafka_rows(spark, [returned.model_dump_json().encode()])
+    items = explode_items(
+        parse_transactions(valid_messages(validate_messages(tx, "transaction", DIMENSIONS)))
+    )
+    refunds = parse_refunds(valid_messages(validate_messages(rf, "refund", DIMENSIONS)))
+    assert refund_rows(refunds).count() == 1
+    metrics = minute_metrics(metric_contributions(items, refunds))
+    assertDataFrameEqual(
+        metrics,
+        [
+            Row(
+                window_start=datetime(2026, 11, 24, 9, 30),
+                product_id="P0001",
+                units=4,
+                gross_revenue=Decimal("6.50"),
+                discount=Decimal("0.30"),
+                transactions=2,
+                refunds=0,
+                refund_amount=Decimal("0.00"),
+            ),
+            Row(
+                window_start=datetime(2026, 11, 24, 9, 31),
+                product_id="P0001",
+                units=5,
+                gross_revenue=Decimal("5.00"),
+                discount=Decimal("0.00"),
+                transactions=1,
+                refunds=1,
+                refund_amount=returned.amount,
+            ),
+        ],
+    )
+
+
+def test_admit_shares_the_limit_across_partitions() -> None:
+    assert admit({0: 0, 1: 10, 2: 5}, {0: 100, 1: 12, 2: 50}, 30) == {0: 14, 1: 12, 2: 19}
+    assert admit({0: 0, 1: 0}, {0: 3, 1: 0}, 10) == {0: 3, 1: 0}
+
+
+def test_data_loss_message_names_everything() -> None:
+    message = data_loss_message("transactions", 2, checkpointed=150, earliest=0, latest=0)
+    for part in (
+        "'transactions'",
+        "partition 2",
+        "150",
+        "latest offset 0",
+        "retail stream --reset-checkpoints",
+    ):
+        assert part in message
