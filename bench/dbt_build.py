@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -34,19 +33,14 @@ from pathlib import Path
 import psycopg
 
 from retail.dbt import run_dbt
-from retail.settings import Settings, load_settings
+from retail.settings import Settings
 from retail.stack import stack
+from retail.stack.scratch import scratch_settings
 
 FULL_LINES = 1_000_000
 QUICK_LINES = 50_000
 # Average basket size of the generator: 1 + floor(4 * random()^1.5) lines.
 LINES_PER_BASKET = 2.15
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def load_dimensions(conn: psycopg.Connection, settings: Settings) -> None:
@@ -312,15 +306,7 @@ def main() -> None:
     target_lines = args.lines or (QUICK_LINES if args.quick else FULL_LINES)
 
     state = Path(tempfile.mkdtemp(prefix="retail-bench-dbt-"))
-    settings = load_settings(
-        state_dir=state / ".retail",
-        pg_port=free_port(),
-        kafka_port=free_port(),
-        pg_url=None,
-        kafka_bootstrap=None,
-        airflow_enabled=False,
-        _env_file=None,
-    )
+    settings = scratch_settings(state / ".retail")
     try:
         settings = stack.up(settings, report=lambda line: None)
         with psycopg.connect(settings.writer_dsn, autocommit=True) as conn:

@@ -24,7 +24,6 @@ import multiprocessing as mp
 import os
 import resource
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -41,8 +40,9 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Pa
 from producer.backfill import BackfillPlan, simulate_backfill, window  # noqa: E402
 from producer.catalog import load_catalog  # noqa: E402
 from producer.config import SimulationConfig, load_simulation_config  # noqa: E402
-from retail.settings import Settings, load_settings  # noqa: E402
+from retail.settings import Settings  # noqa: E402
 from retail.stack import stack  # noqa: E402
+from retail.stack.scratch import scratch_settings  # noqa: E402
 
 FULL = {"customers": 145_000, "days": 11.0}
 QUICK = {"customers": 10_000, "days": 10.0}
@@ -60,12 +60,6 @@ create table marts.fct_sales (
 );
 create table marts.dim_products (product_id text primary key, product_name text not null, is_current boolean);
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def fill_marts(settings: Settings, customers: int, days: float) -> None:
@@ -139,15 +133,7 @@ def main() -> None:
     size = QUICK if args.quick else FULL
 
     state = Path(tempfile.mkdtemp(prefix="retail-bench-ml-"))
-    settings = load_settings(
-        state_dir=state / ".retail",
-        pg_port=free_port(),
-        kafka_port=free_port(),
-        pg_url=None,
-        kafka_bootstrap=None,
-        airflow_enabled=False,
-        _env_file=None,
-    )
+    settings = scratch_settings(state / ".retail")
     try:
         settings = stack.up(settings, report=lambda line: None)
         started = time.perf_counter()

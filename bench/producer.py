@@ -30,7 +30,6 @@ import json
 import multiprocessing as mp
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,18 +47,13 @@ from producer.backfill import BackfillPlan, backfill, simulate_backfill, window 
 from producer.catalog import load_catalog  # noqa: E402
 from producer.config import load_simulation_config  # noqa: E402
 from producer.kafka_sink import producer_config  # noqa: E402
-from retail.settings import Settings, load_settings  # noqa: E402
+from retail.settings import Settings  # noqa: E402
 from retail.stack import kafka  # noqa: E402
+from retail.stack.scratch import scratch_settings  # noqa: E402
 from retail.topics import ensure_topics  # noqa: E402
 
 SEED = 2026
 END = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_broker(settings: Settings) -> subprocess.Popen:
@@ -149,9 +143,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
 
     with tempfile.TemporaryDirectory(prefix="bench-producer-") as state:
-        settings = load_settings(
-            state_dir=Path(state), pg_port=free_port(), kafka_port=free_port(), _env_file=None
-        )
+        settings = scratch_settings(Path(state))
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         broker = start_broker(settings)
         # Per round: (backfill events, seconds, CPU s), (send-only events, seconds, CPU s).

@@ -25,7 +25,6 @@ import io
 import json
 import random
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -40,17 +39,12 @@ import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from retail.contracts import LineItem, TransactionEvent
-from retail.settings import Settings, load_settings
+from retail.settings import Settings
 from retail.stack import stack
+from retail.stack.scratch import scratch_settings
 
 FULL_TRANSACTIONS = 150_000
 QUICK_TRANSACTIONS = 15_000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def basket(
@@ -260,16 +254,7 @@ def main() -> None:
     latency_s = args.latency_s or (15.0 if args.quick else 60.0)
 
     state = Path(tempfile.mkdtemp(prefix="bench-speed-"))
-    settings = load_settings(
-        state_dir=state / ".retail",
-        pg_port=free_port(),
-        kafka_port=free_port(),
-        pg_url=None,
-        kafka_bootstrap=None,
-        spark_ui_port=free_port(),
-        airflow_enabled=False,
-        _env_file=None,
-    )
+    settings = scratch_settings(state / ".retail")
     try:
         settings = stack.up(settings, report=lambda line: print(f"  {line}", file=sys.stderr))
         products, stores = load_dimensions(settings)

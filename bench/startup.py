@@ -16,20 +16,15 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from retail.stack.scratch import free_port
+
 RETAIL = [sys.executable, "-m", "retail.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:

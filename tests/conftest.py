@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +16,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from retail.settings import Settings, load_settings
+from retail.settings import Settings
 from retail.stack import stack
+from retail.stack.scratch import scratch_settings
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,25 +36,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def isolated_settings(state_dir: Path, **overrides: object) -> Settings:
-    """Settings that ignore the developer's .env and RETAIL_* variables' ports and state folder."""
-    values: dict[str, object] = {
-        "state_dir": state_dir,
-        "pg_port": free_port(),
-        "kafka_port": free_port(),
-        "pg_url": None,
-        "kafka_bootstrap": None,
-        "health_timeout_s": 90.0,
-        "_env_file": None,
-    }
-    values.update(overrides)
-    return load_settings(**values)
+    """Settings of a private stack that ignore the developer's .env, ports and state folder."""
+    return scratch_settings(state_dir, **{"health_timeout_s": 90.0, **overrides})
 
 
 @pytest.fixture(scope="session")

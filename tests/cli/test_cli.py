@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from retail.cli import app
 from retail.settings import Settings
-from tests.conftest import free_port
+from retail.stack.scratch import free_port
 
 runner = CliRunner()
 

@@ -18,7 +18,8 @@ import pytest
 
 from retail.settings import Settings
 from retail.stack import airflow, stack
-from tests.conftest import free_port, isolated_settings
+from retail.stack.scratch import free_port
+from tests.conftest import isolated_settings
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,8 @@ from retail.db import applied_migrations, discover_migrations, migrate
 from retail.settings import Settings
 from retail.stack import stack
 from retail.stack.errors import StackError
-from tests.conftest import free_port, isolated_settings
+from retail.stack.scratch import free_port
+from tests.conftest import isolated_settings
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ import pytest
 from pyspark.sql import SparkSession
 
 from retail.settings import PROJECT_ROOT, Settings, env_name
+from retail.stack.scratch import free_port
 from spark.lake import dataset_path
-from tests.conftest import free_port
 from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables, wait_for
 from tests.spark.events import backfill, now_minute, send_events
 from tests.spark.test_streaming_job import METRICS_MISMATCHES
