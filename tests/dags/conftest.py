@@ -25,7 +25,9 @@ DAGS_DATABASE = "retail_dags"
 AIRFLOW_TEST_DATABASE = "airflow_test"
 
 
-@pytest.fixture(scope="session")
+# Package scope (tests/dags is a package for this): the RETAIL_* variables it exports, e.g. the database
+# `retail_dags`, must not leak into the test folders collected after this one.
+@pytest.fixture(scope="package")
 def airflow_env(platform: Settings) -> Iterator[Settings]:
     """Settings whose database is `retail_dags`, with Airflow configured (environment) and migrated."""
     if "airflow" in sys.modules:

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 _PASSED = (
     "state_dir",
+    "pg_database",
     "pg_port",
     "kafka_port",
     "transactions_topic",
