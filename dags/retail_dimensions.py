@@ -23,24 +23,17 @@ rejected and the load id), which downstream DAGs can schedule on with `Asset.ref
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import Asset, dag, task
 
-from retail.alerts import on_task_failure
+from retail.alerts import DEFAULT_TASK_ARGS
 
 PRODUCTS = Asset(name="raw.products", uri="postgres://retail/retail/raw/products")
 STORES = Asset(name="raw.stores", uri="postgres://retail/retail/raw/stores")
 
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "data-platform",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(minutes=10),
-    "on_failure_callback": on_task_failure,
-}
+DEFAULT_ARGS = DEFAULT_TASK_ARGS
 
 
 def _load(table: str) -> dict[str, Any]:

@@ -23,22 +23,15 @@ summary).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import dag, task
 
-from retail.alerts import on_task_failure
+from retail.alerts import DEFAULT_TASK_ARGS
 from retail.assets import MARTS, ML_RULES, ML_SEGMENTS
 
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "data-platform",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(minutes=10),
-    "on_failure_callback": on_task_failure,
-}
+DEFAULT_ARGS = DEFAULT_TASK_ARGS
 
 
 def _run(kind: str) -> dict[str, Any]:

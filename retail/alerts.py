@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Literal
 
 from retail.db import transaction
@@ -63,3 +64,14 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
             "logical_date": context.get("logical_date"),
         },
     )
+
+
+# Task defaults of every platform DAG: retries with exponential backoff, failures recorded in ops.alerts.
+DEFAULT_TASK_ARGS: dict[str, Any] = {
+    "owner": "data-platform",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+    "on_failure_callback": on_task_failure,
+}
