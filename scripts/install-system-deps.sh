@@ -3,6 +3,8 @@
 #
 #   docker-compose   a compose client: tests/compose/ validates docker-compose.yml with its `config`
 #                    command, which needs no Docker engine. Skipped when `docker compose` (v2) works.
+#   chromium,        the headless browser and its WebDriver for the dashboard's browser test
+#   chromium-driver  (tests/dashboard/); test tools' own browser downloads do not work offline.
 #
 # Idempotent: nothing happens when every package is installed already. Runs apt-get directly as root,
 # through sudo otherwise; without either it prints the command to run and fails.
@@ -10,7 +12,7 @@
 #     bash scripts/install-system-deps.sh
 set -euo pipefail
 
-PACKAGES="docker-compose"
+PACKAGES="docker-compose chromium chromium-driver"
 
 is_installed() {
     dpkg-query --show --showformat='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
