@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     # Port of the dbt docs site served by `retail docs`.
     dbt_docs_port: Port = 18082
 
+    # Streamlit dashboard (dashboard/), started by `retail up` unless dashboard_enabled is false. Live
+    # panels re-query every dashboard_refresh_s seconds (their cached queries live as long).
+    dashboard_enabled: bool = True
+    dashboard_port: Port = 18501
+    dashboard_refresh_s: float = Field(default=10.0, ge=1, le=3600)
+
     # Share of a dimension file's lines that may be rejected before its load fails (nothing loaded).
     dimension_max_reject_share: float = Field(default=0.05, ge=0, le=1)
 
@@ -137,6 +143,15 @@ class Settings(BaseSettings):
     airflow_secret_key: SecretStr | None = None
     # Task slots of the LocalExecutor: sized for 2 cores (Spark jobs take a core each).
     airflow_parallelism: int = Field(default=4, ge=1, le=64)
+
+    # Batch layer (spark/batch_job.py, DAG retail_batch). Each hourly run recomputes the minute metrics
+    # of the last `batch_lookback_hours` hours that ended at least `batch_close_delay_min` minutes ago
+    # (late events reaching the lake within the lookback are picked up by a later run).
+    batch_lookback_hours: int = Field(default=24, ge=1, le=24 * 31)
+    batch_close_delay_min: int = Field(default=10, ge=0, le=24 * 60)
+    # Airflow connection of the SparkSubmitOperator. `retail up` defines `retail_spark` from
+    # spark_master; name a connection of your own (Airflow UI) to submit to another cluster.
+    batch_spark_conn_id: str = "retail_spark"
 
     # ML (ml/, DAG retail_ml). K-Means tries every k in [ml_kmeans_k_min, ml_kmeans_k_max] and keeps the
     # best silhouette, computed on a fixed-seed sample of this many customers (silhouette is O(n^2)).
@@ -223,6 +238,10 @@ class Settings(BaseSettings):
     @property
     def airflow_url(self) -> str:
         return f"http://{self.host}:{self.airflow_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.host}:{self.dashboard_port}"
 
     @property
     def pg_data_dir(self) -> Path:

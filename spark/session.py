@@ -31,7 +31,6 @@ def spark_session(
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     builder = (
         SparkSession.builder.appName(app_name)
-        .master(master or settings.spark_master)
         .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "true" if ui else "false")
@@ -49,6 +48,10 @@ def spark_session(
         .config("spark.python.authenticate.socketTimeout", "120s")
         .config("spark.sql.streaming.minBatchesToRetain", "20")
     )
+    # Under spark-submit (the batch DAG's SparkSubmitOperator) the JVM is already up with the master of
+    # its --master (the Airflow connection): a master set here would override it.
+    if master or "PYSPARK_GATEWAY_PORT" not in os.environ:
+        builder = builder.master(master or settings.spark_master)
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

@@ -1,0 +1,247 @@
+"""The batch layer's recompute: per-product minute metrics of closed hours, from the lake.
+
+The lake (written by the stream's lake queries) is the master dataset; it holds every valid event,
+late ones included. This job reads the hours asked for, drops repeated event ids, and aggregates with
+the same functions as the stream (`explode_items`, `metric_contributions`, `minute_metrics`), so the
+two layers can only differ by the late events the stream's watermark dropped.
+
+Which hours: ``--start``/``--end`` (whole hours, UTC) when given (``retail_backfill``); otherwise the
+``RETAIL_BATCH_LOOKBACK_HOURS`` hours that ended at least ``RETAIL_BATCH_CLOSE_DELAY_MIN`` minutes
+before ``--as-of`` (default: now). Recomputing a whole lookback each run picks up events that reached
+the lake after an hour was first closed.
+
+Writing is one PostgreSQL transaction per run: the recomputed rows are merged into
+``batch.product_metrics_minute`` (rows whose values did not change are left untouched, rows for
+windows that no longer have events are deleted) and the hours are recorded in ``batch.closed_hours``.
+A rerun over the same lake therefore changes nothing, and a crash leaves the previous state.
+
+Run with ``spark-submit spark/batch_job.py [--start ISO --end ISO]`` (what ``retail_batch`` does through
+SparkSubmitOperator), ``python -m spark.batch_job`` or ``retail batch``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file by spark-submit: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from retail.settings import Settings, get_settings
+from spark.lake import dataset_path
+from spark.postgres_sink import copy_arrow
+from spark.transformations import explode_items, metric_contributions, minute_metrics
+
+log = logging.getLogger(__name__)
+
+HOUR = timedelta(hours=1)
+METRIC_COLUMNS = ("units", "gross_revenue", "discount", "transactions", "refunds", "refund_amount")
+
+
+class BatchJobError(RuntimeError):
+    """A recompute that must not close hours (the cause and the fix are in the message)."""
+
+
+@dataclass(frozen=True)
+class HourRange:
+    """Whole UTC hours [start, end)."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        for bound in (self.start, self.end):
+            if bound.tzinfo is None or bound != floor_hour(bound):
+                raise BatchJobError(
+                    f"{bound.isoformat()} is not a whole UTC hour; pass e.g. 2026-11-24T13:00Z"
+                )
+        if self.end <= self.start:
+            raise BatchJobError(f"empty hour range {self.start.isoformat()} .. {self.end.isoformat()}")
+
+    def hours(self) -> list[datetime]:
+        count = int((self.end - self.start) / HOUR)
+        return [self.start + i * HOUR for i in range(count)]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    run_id: str
+    hours: int
+    windows: int
+    inserted: int
+    updated: int
+    deleted: int
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def closed_hours(settings: Settings, as_of: datetime) -> HourRange:
+    """The lookback hours that ended at least the close delay before `as_of`."""
+    end = floor_hour(as_of.astimezone(UTC) - timedelta(minutes=settings.batch_close_delay_min))
+    return HourRange(end - settings.batch_lookback_hours * HOUR, end)
+
+
+def _read_dataset(spark: SparkSession, settings: Settings, name: str, hours: HourRange) -> DataFrame | None:
+    """Events of the range from one lake dataset (None when the stream has not written it yet)."""
+    try:
+        events = spark.read.parquet(dataset_path(settings, name))
+    except AnalysisException as error:
+        if "PATH_NOT_FOUND" in str(error) or "Path does not exist" in str(error):
+            return None
+        raise
+    last_day = (hours.end - timedelta(seconds=1)).date()
+    return (
+        events.where(F.col("event_date").between(hours.start.date(), last_day))
+        .where((F.col("event_ts") >= F.lit(hours.start)) & (F.col("event_ts") < F.lit(hours.end)))
+        # The producer repeats some events on purpose; the raw tables keep the first, so do we.
+        .dropDuplicates(["event_id"])
+    )
+
+
+def recompute(spark: SparkSession, settings: Settings, hours: HourRange) -> DataFrame:
+    """The minute metrics of the range, as the stream computes them but from every event in the lake."""
+    transactions = _read_dataset(spark, settings, "transactions", hours)
+    refunds = _read_dataset(spark, settings, "refunds", hours)
+    if transactions is None and _raw_has_events(settings, hours):
+        raise BatchJobError(
+            f"no lake dataset at {dataset_path(settings, 'transactions')} but raw.transactions has events "
+            "in the range; point RETAIL_LAKE_URI at the stream's lake (see `retail status`)"
+        )
+    empty_transactions = spark.createDataFrame([], _lake_schema(spark, "transactions"))
+    empty_refunds = spark.createDataFrame([], _lake_schema(spark, "refunds"))
+    items = explode_items(transactions if transactions is not None else empty_transactions)
+    returned = refunds if refunds is not None else empty_refunds
+    return minute_metrics(metric_contributions(items, returned))
+
+
+def _lake_schema(spark: SparkSession, name: str):
+    from spark.transformations import parse_refunds, parse_transactions
+
+    parse = parse_transactions if name == "transactions" else parse_refunds
+    return parse(spark.createDataFrame([], "event_json string, partition int, offset long")).schema
+
+
+def _raw_has_events(settings: Settings, hours: HourRange) -> bool:
+    with psycopg.connect(settings.writer_dsn) as conn:
+        row = conn.execute(
+            "select exists (select 1 from raw.transactions where event_ts >= %s and event_ts < %s)",
+            (hours.start, hours.end),
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def publish(settings: Settings, hours: HourRange, metrics: DataFrame, run_id: str) -> BatchResult:
+    """Merge the recomputed windows of `hours` and close the hours, in one transaction."""
+    table = metrics.toArrow()
+    metric_list = ", ".join(METRIC_COLUMNS)
+    changed = " or ".join(f"m.{c} is distinct from t.{c}" for c in METRIC_COLUMNS)
+    with psycopg.connect(settings.writer_dsn) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            f"""create temp table tmp_batch_metrics on commit drop as
+                select window_start, product_id, {metric_list} from batch.product_metrics_minute
+                with no data"""
+        )
+        copy_arrow(cursor, "tmp_batch_metrics", table)
+        cursor.execute(
+            """delete from batch.product_metrics_minute m
+                where m.window_start >= %s and m.window_start < %s
+                  and not exists (select 1 from tmp_batch_metrics t
+                                  where t.window_start = m.window_start and t.product_id = m.product_id)""",
+            (hours.start, hours.end),
+        )
+        deleted = cursor.rowcount
+        cursor.execute(
+            f"""update batch.product_metrics_minute m set
+                    {", ".join(f"{c} = t.{c}" for c in METRIC_COLUMNS)},
+                    batch_run_id = %s, computed_at = now()
+                from tmp_batch_metrics t
+                where t.window_start = m.window_start and t.product_id = m.product_id and ({changed})""",
+            (run_id,),
+        )
+        updated = cursor.rowcount
+        cursor.execute(
+            f"""insert into batch.product_metrics_minute (window_start, product_id, {metric_list},
+                    batch_run_id)
+                select window_start, product_id, {metric_list}, %s from tmp_batch_metrics
+                on conflict (window_start, product_id) do nothing""",
+            (run_id,),
+        )
+        inserted = cursor.rowcount
+        cursor.executemany(
+            "insert into batch.closed_hours (hour_start, batch_run_id) values (%s, %s)"
+            " on conflict (hour_start) do nothing",
+            [(hour, run_id) for hour in hours.hours()],
+        )
+        conn.commit()
+    return BatchResult(run_id, len(hours.hours()), table.num_rows, inserted, updated, deleted)
+
+
+def run(spark: SparkSession, settings: Settings, hours: HourRange, run_id: str | None = None) -> BatchResult:
+    run_id = run_id or f"batch-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    result = publish(settings, hours, recompute(spark, settings, hours), run_id)
+    log.info("batch %s: %s", run_id, result.as_dict())
+    return result
+
+
+def _hour(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_args(argv: list[str], settings: Settings) -> tuple[HourRange, str | None]:
+    parser = argparse.ArgumentParser(prog="batch_job", description=__doc__.splitlines()[0])
+    parser.add_argument("--start", type=_hour, help="first hour to recompute (UTC, whole hour)")
+    parser.add_argument("--end", type=_hour, help="hour after the last one to recompute")
+    parser.add_argument("--as-of", type=_hour, help="close the lookback hours as of this time (default: now)")
+    parser.add_argument("--run-id", help="identifier recorded with the rows (default: generated)")
+    args = parser.parse_args(argv)
+    if (args.start is None) != (args.end is None):
+        parser.error("--start and --end go together")
+    if args.start is not None:
+        return HourRange(args.start, args.end), args.run_id
+    return closed_hours(settings, args.as_of or datetime.now(UTC)), args.run_id
+
+
+def main(argv: list[str] | None = None) -> int:
+    from spark.session import spark_session
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    try:
+        hours, run_id = parse_args(sys.argv[1:] if argv is None else argv, settings)
+    except BatchJobError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    spark = spark_session(settings, "retail-batch-recompute", ui=False)
+    try:
+        result = run(spark, settings, hours, run_id)
+    except BatchJobError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        spark.stop()
+    print(
+        f"recomputed {result.hours} hours {hours.start:%Y-%m-%d %H:%M} .. {hours.end:%Y-%m-%d %H:%M} UTC: "
+        f"{result.windows} windows, {result.inserted} inserted, {result.updated} updated, "
+        f"{result.deleted} deleted"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
