@@ -9,6 +9,9 @@ UI and log retention. DAGs use ``on_task_failure`` as ``on_failure_callback`` in
 
 The callback runs once per failed task after its last retry (Airflow does not call it for a try that
 will be retried), so each alert is a failure someone has to look at.
+
+Both callbacks also record the task's outcome in ``ops.task_runs``: the dashboard shows the last runs of
+each DAG from there (its read-only role cannot read Airflow's metadata database).
 """
 
 from __future__ import annotations
@@ -43,6 +46,41 @@ def record_alert(
     return int(row[0])
 
 
+def record_task_run(
+    settings: Settings, context: Mapping[str, Any], state: Literal["success", "failed"]
+) -> None:
+    """Upsert the task's outcome into ops.task_runs (a rerun of the same task replaces its row)."""
+    task_instance = context.get("ti") or context.get("task_instance")
+    dag_id = getattr(task_instance, "dag_id", None) or getattr(context.get("dag"), "dag_id", "unknown")
+    map_index = getattr(task_instance, "map_index", None)
+    with transaction(settings) as conn:
+        conn.execute(
+            """insert into ops.task_runs (dag_id, run_id, task_id, map_index, try_number, state, logical_date,
+                   started_at, finished_at)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()))
+               on conflict (dag_id, run_id, task_id, map_index) do update set
+                   try_number = excluded.try_number, state = excluded.state,
+                   started_at = excluded.started_at, finished_at = excluded.finished_at,
+                   recorded_at = now()""",
+            (
+                dag_id,
+                str(context.get("run_id") or getattr(task_instance, "run_id", None) or "unknown"),
+                getattr(task_instance, "task_id", "unknown"),
+                map_index if isinstance(map_index, int) else -1,
+                getattr(task_instance, "try_number", None),
+                state,
+                context.get("logical_date"),
+                getattr(task_instance, "start_date", None),
+                getattr(task_instance, "end_date", None),
+            ),
+        )
+
+
+def on_task_success(context: Mapping[str, Any]) -> None:
+    """Airflow ``on_success_callback``: records the task's success in ops.task_runs."""
+    record_task_run(get_settings(), context, "success")
+
+
 def on_task_failure(context: Mapping[str, Any]) -> None:
     """Airflow ``on_failure_callback``: one ``error`` alert naming the DAG, task, run, try and the cause."""
     task_instance = context.get("ti") or context.get("task_instance")
@@ -64,6 +102,7 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
             "logical_date": context.get("logical_date"),
         },
     )
+    record_task_run(get_settings(), context, "failed")
 
 
 # Task defaults of every platform DAG: retries with exponential backoff, failures recorded in ops.alerts.
@@ -74,4 +113,5 @@ DEFAULT_TASK_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
     "on_failure_callback": on_task_failure,
+    "on_success_callback": on_task_success,
 }

@@ -1,7 +1,7 @@
 """Settings for a stack of its own: what tests and benchmarks start next to a developer's `retail up`.
 
 Free ports for every listening service, embedded PostgreSQL and Kafka, the given state folder, no `.env`,
-and the heavy optional services (Airflow, the streaming job) off unless the caller turns them on.
+and the optional services (Airflow, the streaming job, the dashboard) off unless the caller turns them on.
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ def scratch_settings(state_dir: Path, **overrides: object) -> Settings:
         "airflow_port": free_port(),
         "spark_ui_port": free_port(),
         "dbt_docs_port": free_port(),
+        "dashboard_port": free_port(),
         "pg_url": None,
         "kafka_bootstrap": None,
         "airflow_enabled": False,
         "stream_enabled": False,
+        "dashboard_enabled": False,
         "_env_file": None,
     }
     values.update(overrides)

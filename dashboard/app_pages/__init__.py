@@ -1,0 +1,1 @@
+"""One module per dashboard page, listed by `dashboard/streamlit_app.py`."""

@@ -1,0 +1,59 @@
+"""Overview: the chain's KPIs over one time scope, each against the previous period of the same length.
+
+Relative scopes ("Last hour") follow the clock: the tiles refresh on their own every
+RETAIL_DASHBOARD_REFRESH_S seconds without reloading the page.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import streamlit as st
+
+from dashboard import queries
+from dashboard.components import (
+    count,
+    kpi,
+    money,
+    panel,
+    percent,
+    scope_caption,
+    scope_is_relative,
+    scoped_page,
+)
+from dashboard.db import settings
+from dashboard.time_scope import Scope
+
+TILES = [
+    # (label, key, format, higher is better)
+    ("Revenue", "revenue", money, True),
+    ("Net revenue", "net_revenue", money, True),
+    ("Refunds", "refunds", money, False),
+    ("Refund rate", "refund_rate", percent, False),
+    ("Transactions", "transactions", count, True),
+    ("Average basket value", "average_basket_value", money, True),
+    ("Active customers", "active_customers", count, True),
+]
+
+
+@panel
+def kpi_tiles(scope: Scope) -> None:
+    current, previous = queries.kpis(scope), queries.kpis(scope.previous())
+    scope_caption(scope)
+    for row in (TILES[:4], TILES[4:]):
+        for column, (label, key, formatter, better) in zip(st.columns(4), row, strict=False):
+            kpi(column, label, current[key], previous[key], formatter, better)
+
+
+chosen = scoped_page("Overview", caption=False)
+relative = scope_is_relative()
+
+
+@st.fragment(run_every=timedelta(seconds=settings().dashboard_refresh_s) if relative else None)
+def live_tiles() -> None:
+    # A relative scope moves with the clock at every refresh; a custom one stays put.
+    scope = Scope.last(chosen.length, datetime.now(UTC)) if relative else chosen
+    kpi_tiles(scope)
+
+
+live_tiles()

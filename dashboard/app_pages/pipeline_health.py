@@ -1,0 +1,138 @@
+"""Pipeline health: streaming queries (throughput, batch duration, watermark), consumer lag, freshness
+of every raw and mart table, dead letters, late events, the last runs of each DAG, stream-vs-batch
+reconciliation and recent alerts. Refreshes on its own every RETAIL_DASHBOARD_REFRESH_S seconds.
+
+DAG runs come from ops.task_runs, written by the task callbacks every platform DAG gets from
+retail.alerts.DEFAULT_TASK_ARGS: the dashboard's read-only login cannot read Airflow's metadata database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboard import queries
+from dashboard.components import count, panel
+from dashboard.consumer_lag import consumer_lag
+from dashboard.db import settings
+
+
+def age(latest: object, now: datetime) -> str:
+    if latest is None or pd.isna(latest):
+        return "no rows"
+    seconds = (now - pd.Timestamp(latest).to_pydatetime()).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit} ago"
+    return f"{max(seconds, 0):.0f} s ago"
+
+
+@panel
+def streaming_queries() -> None:
+    st.subheader("Streaming queries")
+    latest = queries.stream_latest()
+    if latest.empty:
+        st.info("No streaming progress recorded: is the speed layer running (`retail status`)?")
+        return
+    st.dataframe(latest, hide_index=True)
+    throughput = queries.stream_throughput()
+    st.altair_chart(
+        alt.Chart(throughput)
+        .mark_line()
+        .encode(
+            x=alt.X("reported_at:T", title=None),
+            y=alt.Y("processed_rows_per_s:Q", title="Rows/s processed"),
+            color=alt.Color("query_name:N", title="Query"),
+        ),
+        width="stretch",
+    )
+
+
+@panel
+def lag() -> None:
+    st.subheader("Consumer lag")
+    frame = consumer_lag()
+    st.metric("Messages not landed yet", count(frame["lag"].sum()))
+    st.dataframe(frame, hide_index=True)
+
+
+@panel
+def freshness(now: datetime) -> None:
+    st.subheader("Freshness")
+    tables = queries.table_freshness()
+    tables["age"] = [age(value, now) for value in tables["latest_at"]]
+    st.dataframe(tables, hide_index=True)
+
+
+@panel
+def rejects() -> None:
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Dead letters (not replayed)")
+        letters = queries.dead_letters()
+        st.metric("Dead letters", count(letters["messages"].sum()))
+        st.dataframe(letters, hide_index=True)
+    with right:
+        st.subheader("Late events (last 24 h of them)")
+        late = queries.late_events()
+        st.metric("Late events", count(late["late_events"].sum()))
+        if not late.empty:
+            st.altair_chart(
+                alt.Chart(late)
+                .mark_bar()
+                .encode(x=alt.X("event_minute:T", title=None), y="late_events:Q", color="topic:N"),
+                width="stretch",
+            )
+
+
+@panel
+def dag_runs() -> None:
+    st.subheader("Last DAG runs")
+    runs = queries.dag_runs()
+    if runs.empty:
+        st.info("No DAG run recorded yet (Airflow tasks record their outcome when they finish).")
+        return
+    st.dataframe(runs, hide_index=True)
+
+
+@panel
+def reconciliation() -> None:
+    st.subheader("Reconciliation: batch minus stream, per hour")
+    hours = queries.reconciliation()
+    st.metric(
+        "Mismatching windows × products (closed hours)",
+        count(hours.loc[hours["is_hour_closed"], "mismatching"].sum()),
+    )
+    st.dataframe(hours, hide_index=True)
+
+
+@panel
+def alerts() -> None:
+    st.subheader("Recent alerts")
+    recent = queries.recent_alerts()
+    if recent.empty:
+        st.caption("No alerts.")
+        return
+    st.dataframe(recent, hide_index=True)
+
+
+st.title("Pipeline health")
+
+
+@st.fragment(run_every=timedelta(seconds=settings().dashboard_refresh_s))
+def live_health() -> None:
+    now = datetime.now(UTC)
+    st.caption(f"As of {now:%Y-%m-%d %H:%M:%S} UTC; refreshes every {settings().dashboard_refresh_s:g} s")
+    streaming_queries()
+    lag()
+    freshness(now)
+    rejects()
+    dag_runs()
+    reconciliation()
+    alerts()
+
+
+live_health()

@@ -1,0 +1,131 @@
+"""Building blocks shared by the pages: number formats, KPI tiles with deltas, the time-scope selector,
+and the error and empty-data banners.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import ParamSpec
+
+import streamlit as st
+
+from dashboard.db import DashboardError
+from dashboard.queries import data_days
+from dashboard.time_scope import CUSTOM, RELATIVE_SCOPES, Scope
+
+P = ParamSpec("P")
+
+HOW_TO_GET_DATA = (
+    "No sales in the marts yet. Load data and build the marts: `retail demo` (everything), or "
+    "`retail produce backfill --days 7` then, once the speed layer has landed it, `retail dbt build`."
+)
+
+
+def money(value: float) -> str:
+    return f"${value:,.2f}"
+
+
+def count(value: float) -> str:
+    return f"{int(value):,}"
+
+
+def percent(value: float) -> str:
+    return f"{value:.2%}"
+
+
+def delta(current: float, previous: float, formatter: Callable[[float], str]) -> str | None:
+    """The change against the previous period, in the figure's own unit (None when both are zero)."""
+    if current == previous == 0:
+        return None
+    change = current - previous
+    sign = "+" if change >= 0 else "-"
+    if formatter is percent:
+        return f"{sign}{abs(change) * 100:.2f} pp"
+    return f"{sign}{formatter(abs(change))}"
+
+
+def kpi(
+    column: st.delta_generator.DeltaGenerator,
+    label: str,
+    current: float,
+    previous: float,
+    formatter: Callable[[float], str],
+    higher_is_better: bool = True,
+) -> None:
+    column.metric(
+        label,
+        formatter(current),
+        delta(current, previous, formatter),
+        delta_color="normal" if higher_is_better else "inverse",
+        help="Change against the previous period of the same length.",
+    )
+
+
+def panel(render: Callable[P, None]) -> Callable[P, None]:
+    """Renders a section, or the banner of the query error that stopped it (never an empty chart)."""
+
+    @functools.wraps(render)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            render(*args, **kwargs)
+        except DashboardError as error:
+            st.error(str(error), icon="🚨")
+
+    return wrapper
+
+
+def require_sales() -> tuple[date, date]:
+    """The marts' first and last sale date; stops the page with what to run when there is none."""
+    try:
+        days = data_days().iloc[0]
+    except DashboardError as error:
+        st.error(str(error), icon="🚨")
+        st.stop()
+    if days.last_day is None or days.last_day != days.last_day:  # NaN/None: no sales
+        st.info(HOW_TO_GET_DATA, icon="ℹ️")
+        st.stop()
+    return days.first_day, days.last_day
+
+
+def scope_selector(first_day: date, last_day: date, now: datetime | None = None) -> Scope:
+    """The page's time scope (sidebar), remembered across pages; relative scopes end now."""
+    choice = st.sidebar.radio(
+        "Time scope", [*RELATIVE_SCOPES, CUSTOM], index=3, key="time_scope", help="Every figure obeys it."
+    )
+    if choice != CUSTOM:
+        return Scope.last(RELATIVE_SCOPES[choice], now or datetime.now(UTC))
+    picked = st.sidebar.date_input(
+        "Days (UTC)",
+        value=(max(first_day, last_day - timedelta(days=6)), last_day),
+        key="time_scope_days",
+    )
+    first, last = (
+        (picked[0], picked[-1]) if isinstance(picked, tuple | list) and picked else (last_day, last_day)
+    )
+    return Scope.days(first, last)
+
+
+def scoped_page(title: str, caption: bool = True) -> Scope:
+    """Title, the no-data guard and the time scope every time-scoped page starts with."""
+    st.title(title)
+    first_day, last_day = require_sales()
+    scope = scope_selector(first_day, last_day)
+    if caption:
+        scope_caption(scope)
+    return scope
+
+
+def scope_is_relative() -> bool:
+    """Relative scopes follow the clock: their live panels refresh, a custom scope's stay put."""
+    return st.session_state.get("time_scope") != CUSTOM
+
+
+def scope_caption(scope: Scope) -> None:
+    st.caption(f"Scope: {scope.label()}; deltas against {scope.previous().label()}")
+
+
+def bucket_for(scope: Scope) -> str:
+    """Hourly series up to two days, daily beyond."""
+    return "hour" if scope.length <= timedelta(days=2) else "day"

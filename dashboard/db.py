@@ -1,0 +1,77 @@
+"""The dashboard's only way into PostgreSQL: the read-only analyst login, errors turned into banners.
+
+Every query goes through `read_frame`; a failure raises `DashboardError` whose message names the cause
+and the command that fixes it (start the database, build the marts, run the ML jobs, migrate), which
+pages show with `st.error`. Nothing here returns an empty frame for a failed query: an empty chart must
+mean "no rows", never "could not read".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import psycopg
+import streamlit as st
+from psycopg import errors
+
+from retail.settings import Settings, get_settings
+
+# What builds each schema the dashboard reads, for "missing table" banners.
+_FIX_BY_SCHEMA = {
+    "marts": "build the marts with `retail dbt build` (or `retail demo`)",
+    "ml": "apply the migrations with `retail db migrate`, then run `retail ml run`",
+    "ops": "apply the migrations with `retail db migrate`",
+}
+
+
+class DashboardError(RuntimeError):
+    """A query could not run; the message is the banner shown to the user (cause; fix)."""
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+@st.cache_resource(show_spinner=False)
+def _connection(dsn: str) -> tuple[psycopg.Connection, threading.Lock]:
+    """One autocommit connection per server, shared by sessions (a lock serialises their queries)."""
+    conn = psycopg.connect(dsn, autocommit=True, connect_timeout=3, application_name="retail-dashboard")
+    return conn, threading.Lock()
+
+
+def _describe_missing(error: errors.UndefinedTable | errors.UndefinedFunction, sql: str) -> str:
+    text = str(error).splitlines()[0]
+    schema = next((name for name in _FIX_BY_SCHEMA if f"{name}." in text or f"{name}." in sql), "marts")
+    return f"Missing in the database: {text}; {_FIX_BY_SCHEMA[schema]}."
+
+
+def read_frame(sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> pd.DataFrame:
+    """Run one read-only query as the analyst role; raises DashboardError naming cause and fix."""
+    current = settings()
+    host, port = current.pg_host_port
+    try:
+        conn, lock = _connection(current.analyst_dsn)
+        if conn.closed or conn.broken:
+            _connection.clear()
+            conn, lock = _connection(current.analyst_dsn)
+        with lock, conn.cursor() as cursor:
+            cursor.execute(sql, params)
+            columns = [column.name for column in cursor.description or []]
+            return pd.DataFrame(cursor.fetchall(), columns=columns)
+    except (errors.UndefinedTable, errors.UndefinedFunction) as error:
+        raise DashboardError(_describe_missing(error, sql)) from None
+    except errors.InsufficientPrivilege as error:
+        raise DashboardError(
+            f"The dashboard's login {current.pg_analyst_user} may not read this: "
+            f"{str(error).splitlines()[0]}; apply the migrations with `retail db migrate`."
+        ) from None
+    except psycopg.OperationalError as error:
+        _connection.clear()
+        cause = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise DashboardError(
+            f"Database unavailable at {host}:{port} ({cause}); start it with `retail up`, "
+            "or check RETAIL_PG_URL / RETAIL_PG_PORT."
+        ) from None

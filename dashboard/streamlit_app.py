@@ -1,0 +1,20 @@
+"""The dashboard's frame: page navigation. Run with `streamlit run dashboard/streamlit_app.py` (`retail up`
+does, on RETAIL_DASHBOARD_PORT). It reads marts, ml and ops as the read-only analyst login only.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+PAGES = [
+    st.Page("app_pages/overview.py", title="Overview", icon="📈", default=True),
+    st.Page("app_pages/sales.py", title="Sales", icon="🛒"),
+    st.Page("app_pages/refunds.py", title="Refunds", icon="↩️"),
+    st.Page("app_pages/stores.py", title="Stores", icon="🏬"),
+    st.Page("app_pages/customers.py", title="Customers", icon="👥"),
+    st.Page("app_pages/recommendations.py", title="Recommendations", icon="🧺"),
+    st.Page("app_pages/pipeline_health.py", title="Pipeline health", icon="🩺"),
+]
+
+st.set_page_config(page_title="Retail analytics", page_icon="🛍️", layout="wide")
+st.navigation(PAGES).run()
