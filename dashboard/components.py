@@ -71,7 +71,7 @@ def panel(render: Callable[P, None]) -> Callable[P, None]:
         try:
             render(*args, **kwargs)
         except DashboardError as error:
-            st.error(str(error), icon="🚨")
+            st.error(str(error), icon=":material/error:")
 
     return wrapper
 
@@ -81,10 +81,10 @@ def require_sales() -> tuple[date, date]:
     try:
         days = data_days().iloc[0]
     except DashboardError as error:
-        st.error(str(error), icon="🚨")
+        st.error(str(error), icon=":material/error:")
         st.stop()
     if days.last_day is None or days.last_day != days.last_day:  # NaN/None: no sales
-        st.info(HOW_TO_GET_DATA, icon="ℹ️")
+        st.info(HOW_TO_GET_DATA, icon=":material/info:")
         st.stop()
     return days.first_day, days.last_day
 

@@ -61,7 +61,8 @@ def consumer_lag() -> pd.DataFrame:
     positions = landed.groupby(["topic", "kafka_partition"], as_index=False)["last_offset"].max()
     ends = end_offsets(current.bootstrap_servers, (current.transactions_topic, current.refunds_topic))
     lag = ends.merge(positions, on=["topic", "kafka_partition"], how="left")
-    lag["next_offset"] = (lag["last_offset"].fillna(-1) + 1).astype("int64")
+    landed_position = pd.to_numeric(lag["last_offset"], errors="coerce").fillna(-1)
+    lag["next_offset"] = (landed_position + 1).astype("int64")
     lag["lag"] = (lag["end_offset"] - lag["next_offset"]).clip(lower=0).astype("int64")
     return lag[["topic", "kafka_partition", "end_offset", "next_offset", "lag"]].sort_values(
         ["topic", "kafka_partition"]

@@ -75,6 +75,8 @@ def up() -> None:
     if current.airflow_enabled:
         for line in airflow.login_lines(current):
             typer.echo(line)
+    if current.dashboard_enabled:
+        typer.echo(f"  Dashboard   {current.dashboard_url}  (Streamlit; reads marts, ml, ops as the analyst)")
 
 
 @app.command()
@@ -118,6 +120,8 @@ def demo() -> None:
     typer.echo(
         "Demo ready: query the marts as retail_analyst (README: For analysts), `retail docs` for lineage."
     )
+    if current.dashboard_enabled:
+        typer.echo(f"Dashboard: {current.dashboard_url}")
 
 
 def _wait_for_transactions(current: Settings, expected: int, timeout_s: float) -> int:

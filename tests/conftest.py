@@ -66,7 +66,8 @@ def analyst(platform: Settings) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _stack_without_airflow() -> Iterator[None]:
-    """Stacks started by tests leave Airflow and the streaming job out unless a test asks for them.
+    """Stacks started by tests leave Airflow, the streaming job and the dashboard out unless a test asks
+    for them.
 
     Tests that need Airflow pass ``airflow_enabled=True`` to ``isolated_settings`` (arguments win over
     the environment); the metadata DB for ``dag.test()`` comes from ``tests/dags/conftest.py``.
@@ -74,4 +75,5 @@ def _stack_without_airflow() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RETAIL_AIRFLOW_ENABLED", "false")
         patch.setenv("RETAIL_STREAM_ENABLED", "false")
+        patch.setenv("RETAIL_DASHBOARD_ENABLED", "false")
         yield

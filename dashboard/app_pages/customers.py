@@ -22,7 +22,7 @@ def latest_run(runs: pd.DataFrame, kind: str) -> pd.Series | None:
 def segments() -> None:
     run = latest_run(queries.latest_model_runs(), "segmentation")
     if run is None:
-        st.info(NO_RUN, icon="ℹ️")
+        st.info(NO_RUN, icon=":material/info:")
         return
     summary = queries.segment_summary()
     summary["monetary"] = summary["monetary"].astype(float)

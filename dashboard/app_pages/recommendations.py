@@ -15,7 +15,7 @@ NO_RULES = "No association-rules run yet: build the marts (`retail dbt build`), 
 def rules() -> None:
     top = queries.top_rules()
     if top.empty:
-        st.info(NO_RULES, icon="ℹ️")
+        st.info(NO_RULES, icon=":material/info:")
         return
     st.subheader("Top rules")
     st.dataframe(

@@ -64,10 +64,12 @@ def over_time(scope: Scope) -> None:
     series = queries.sales_over_time(scope, bucket)
     series["revenue"] = series["revenue"].astype(float)
     st.subheader(f"Revenue per {bucket}")
+    # Days as ordinal bands (wide bars); hours on a time axis.
+    period = (
+        alt.X("yearmonthdate(period):O", title=None) if bucket == "day" else alt.X("period:T", title=None)
+    )
     st.altair_chart(
-        alt.Chart(series)
-        .mark_bar()
-        .encode(x=alt.X("period:T", title=None), y=alt.Y("revenue:Q", title="Revenue")),
+        alt.Chart(series).mark_bar().encode(x=period, y=alt.Y("revenue:Q", title="Revenue")),
         width="stretch",
     )
 

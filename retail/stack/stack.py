@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dashboard import service as dashboard
 from retail import dimensions
 from retail.db import DatabaseUnavailable, migrate
 from retail.settings import Settings
@@ -54,6 +55,8 @@ def services(settings: Settings) -> list[Service]:
         supervised.append(stream.service(settings))
     if settings.airflow_enabled:
         supervised.extend(airflow.services(settings))
+    if settings.dashboard_enabled:
+        supervised.append(dashboard.service(settings))
     return supervised
 
 

@@ -1,0 +1,59 @@
+"""The dashboard as a supervised service of `retail up`: `streamlit run dashboard/streamlit_app.py`.
+
+Healthy when Streamlit's own health endpoint answers. The process gets every non-secret RETAIL_*
+setting of the stack that starts it (as Airflow's processes do), so it reads the same database; the
+analyst password comes from the state folder's secrets file like everywhere else.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.request
+
+from retail.settings import PROJECT_ROOT, Settings
+from retail.stack.airflow import retail_environment
+from retail.stack.service import Service
+
+APP = PROJECT_ROOT / "dashboard" / "streamlit_app.py"
+
+
+def command(settings: Settings) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.address",
+        settings.host,
+        "--server.port",
+        str(settings.dashboard_port),
+        "--server.headless",
+        "true",
+        # No reloads on file edits in a running platform, and nothing sent to Streamlit's servers.
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+
+
+def health_check(settings: Settings) -> None:
+    url = f"{settings.dashboard_url}/_stcore/health"
+    with urllib.request.urlopen(url, timeout=3) as response:
+        if response.status != 200:
+            raise RuntimeError(f"dashboard at {url} answered {response.status}")
+
+
+def service(settings: Settings) -> Service:
+    return Service(
+        name="dashboard",
+        command=command(settings),
+        health_check=lambda: health_check(settings),
+        port=settings.dashboard_port,
+        port_setting="RETAIL_DASHBOARD_PORT",
+        url=settings.dashboard_url,
+        environment=retail_environment(settings),
+        directory=str(PROJECT_ROOT),
+        stop_wait_s=10,
+    )
