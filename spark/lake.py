@@ -1,20 +1,48 @@
 """The lake: every valid event appended as Parquet, partitioned by event date, one dataset per event type.
 
-It is the master dataset the batch layer recomputes from. Spark's file sink makes the append exactly-once
-through its own metadata log (`<dataset>/_spark_metadata`) and its own checkpoint: a batch replayed after
-a crash is not written twice, and files of a batch that never committed are not listed in the log (read
-the datasets with Spark, which honours the log; raw duplicates sent by the producer remain and are
-dropped by event_id downstream). `settings.lake` is a local folder by default or any Hadoop-compatible
-URI (s3a://...) when set.
+It is the master dataset the batch layer recomputes from (`<lake>/transactions`, `<lake>/refunds`, read
+with Spark; columns of `transformations.parse_transactions` / `parse_refunds` plus `event_date`).
+
+How events get there, exactly once:
+
+1. The raw query of a topic validates and parses each micro-batch once (`spark.postgres_sink`). Before
+   its Postgres transaction commits, it hands the batch's valid events over as one Parquet file in the
+   spool folder (`<checkpoint_dir>/lake_spool/<dataset>`, `LakeSpool`), written under a hidden name
+   and renamed into place, so a half-written file is never seen. The name is derived from the
+   checkpoint's query id, the batch id and the batch's valid offsets: a batch replayed after a crash
+   rewrites the same file, which therefore counts once. (Should a replay validate differently, e.g. a
+   product was loaded in between, the new content gets a new name: the lake may then hold an event
+   twice, which the batch layer drops by event_id as it drops the producer's own repeats, but never
+   misses one.)
+2. The lake query of the dataset is a Spark file stream from the spool to the lake (`start_lake_query`):
+   no Kafka read and no Python, it packs the many small spool files into a few Parquet files per date
+   every `RETAIL_STREAM_LAKE_TRIGGER_S`. Spark's file source remembers which spool files it read (its
+   checkpoint) and deletes them once their batch is committed; the file sink makes the append
+   exactly-once through its own metadata log (`<dataset>/_spark_metadata`): files of a batch that never
+   committed are not in the log, and Spark's readers honour the log.
+
+`settings.lake` is a local folder by default or any Hadoop-compatible URI (s3a://...) when set; the
+spool is written with pyarrow's file systems (local, s3://, s3a:// as s3://, gs://, hdfs://, abfs://).
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.types import IntegerType, LongType, StructField, StructType
 
 from retail.settings import Settings
+from spark.event_schema import REFUND_SCHEMA, TRANSACTION_SCHEMA
 from spark.transformations import with_event_date
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyarrow import fs
 
 DATASETS = ("transactions", "refunds")
 
@@ -23,10 +51,80 @@ def dataset_path(settings: Settings, dataset: str) -> str:
     return f"{settings.lake.rstrip('/')}/{dataset}"
 
 
+def spool_path(settings: Settings, dataset: str) -> str:
+    """Where the raw query hands a dataset's events to its lake query (stream state, like checkpoints)."""
+    return f"{settings.checkpoint_dir.rstrip('/')}/lake_spool/{dataset}"
+
+
+def event_schema(dataset: str) -> StructType:
+    """The lake's columns without `event_date`: the output of parse_transactions / parse_refunds."""
+    contract = TRANSACTION_SCHEMA if dataset == "transactions" else REFUND_SCHEMA
+    return StructType(
+        [
+            *contract.fields,
+            StructField("kafka_partition", IntegerType()),
+            StructField("kafka_offset", LongType()),
+        ]
+    )
+
+
+def _filesystem(uri: str) -> tuple[fs.FileSystem, str]:
+    from pyarrow import fs
+
+    parts = urlsplit(uri)
+    if parts.scheme in ("", "file"):
+        return fs.LocalFileSystem(), parts.path if parts.scheme else uri
+    # Hadoop's S3 connectors name the scheme s3a/s3n; pyarrow's S3 file system calls it s3.
+    scheme = "s3" if parts.scheme in ("s3a", "s3n") else parts.scheme
+    return fs.FileSystem.from_uri(urlunsplit((scheme, *parts[1:])))
+
+
+@dataclass
+class LakeSpool:
+    """The spool folder of one dataset: the raw query writes one Parquet file per micro-batch."""
+
+    uri: str
+    _fs: fs.FileSystem | None = field(default=None, init=False, repr=False)
+    _path: str = field(default="", init=False, repr=False)
+
+    def _location(self) -> tuple[fs.FileSystem, str]:
+        if self._fs is None:
+            self._fs, self._path = _filesystem(self.uri)
+            self._fs.create_dir(self._path, recursive=True)
+        return self._fs, self._path
+
+    def write(self, query_id: str, batch_id: int, events: pa.Table) -> str:
+        """Write a batch's valid events; returns the file's path. Same batch, same events: same file."""
+        import pyarrow.parquet as pq
+
+        filesystem, folder = self._location()
+        offsets = hashlib.blake2b(digest_size=8)
+        for column in ("kafka_partition", "kafka_offset"):
+            for chunk in events[column].chunks:
+                offsets.update(chunk.to_numpy(zero_copy_only=False).tobytes())
+        name = f"batch-{batch_id:012d}-{query_id}-{offsets.hexdigest()}.parquet"
+        # Spark's file source skips names starting with "." while they are written.
+        hidden = f"{folder}/.{name}.tmp"
+        with filesystem.open_output_stream(hidden) as out:
+            pq.write_table(events, out)
+        filesystem.move(hidden, f"{folder}/{name}")
+        return f"{folder}/{name}"
+
+
 def start_lake_query(
-    events: DataFrame, settings: Settings, dataset: str, query_name: str, checkpoint: str, trigger_s: float
+    spark: SparkSession, settings: Settings, dataset: str, query_name: str, checkpoint: str, trigger_s: float
 ) -> StreamingQuery:
-    """Append parsed events (late ones included) to `<lake>/<dataset>/event_date=YYYY-MM-DD/`."""
+    """Append the spooled events (late ones included) to `<lake>/<dataset>/event_date=YYYY-MM-DD/`."""
+    spool = spool_path(settings, dataset)
+    # The file source needs its folder before the raw query's first hand-over.
+    filesystem, folder = _filesystem(spool)
+    filesystem.create_dir(folder, recursive=True)
+    events = (
+        spark.readStream.schema(event_schema(dataset))
+        # Spool files are deleted once the lake batch that read them committed.
+        .option("cleanSource", "delete")
+        .parquet(spool)
+    )
     writer = (
         with_event_date(events)
         .writeStream.format("parquet")

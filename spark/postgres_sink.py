@@ -1,4 +1,4 @@
-"""Exactly-once `foreachBatch` writers from the speed layer into PostgreSQL.
+"""Exactly-once `foreachBatch` writers from the speed layer into PostgreSQL (and the lake's hand-over).
 
 Protocol (every sink): a micro-batch's rows and its ``(query_name, query_id, batch_id)`` row in
 ``ops.sink_commits`` are written in ONE Postgres transaction. A batch Spark replays after a crash (it
@@ -6,11 +6,22 @@ re-reads the same Kafka offsets from its checkpoint) finds its commit row and is
 transaction never committed left nothing behind and is written in full. ``query_id`` is the checkpoint's
 query id, so a fresh checkpoint (whose batch ids restart at 0) is never mistaken for an old one.
 
-Bulk path: each batch becomes Arrow on the driver (``toArrow``, columnar, no Python row objects), is
-written as CSV with pyarrow into memory and streamed with ``COPY FROM STDIN`` into temporary tables, then
-``insert ... select ... on conflict do nothing`` moves it into the raw tables, so duplicate event ids
-(which the producer sends on purpose) land once. Batches are bounded by
-``RETAIL_STREAM_MAX_RECORDS_PER_BATCH``, which bounds the driver memory this needs.
+One query per topic does all of its topic's Postgres outputs in that transaction: raw rows, dead
+letters, late-event counts, the shared event-time watermark and the minute metrics. The metrics are
+aggregated from the rows the raw insert actually added (``on conflict do nothing ... returning``), so a
+duplicate event id (which the producer sends on purpose) or a replayed batch never counts twice, and
+each window is added to (``units = units + excluded.units``) under the rule Spark's windowed
+aggregation uses: an event whose 1-minute window ended at or before the watermark (latest event time of
+earlier batches - 5 minutes) is late: kept in raw and the lake, counted in ops.late_events, not
+aggregated. Before the transaction commits, the batch's valid events are handed to the lake
+(`spark.lake.LakeSpool`), under a name that a replay of the same batch reproduces.
+
+Bulk path: each batch becomes Arrow on the driver once (``toArrow`` of
+`transformations.parsed_or_rejected`: one Spark job reads, validates and parses it); every output is
+derived from that table with pyarrow (`spark.arrow_rows`), written as CSV into memory and streamed with
+``COPY FROM STDIN`` into temporary tables, then ``insert ... select ... on conflict do nothing`` moves it
+into the raw tables. Batches are bounded by ``RETAIL_STREAM_MAX_RECORDS_PER_BATCH``, which bounds the
+driver memory this needs.
 """
 
 from __future__ import annotations
@@ -28,24 +39,20 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from pyspark.sql import DataFrame, SparkSession
 
-from spark.transformations import (
-    WATERMARK_DELAY_S,
-    dead_letters,
-    explode_items,
-    parse_refunds,
-    parse_transactions,
-    refund_rows,
-    transaction_rows,
-    valid_messages,
-    validate_messages,
-)
-from spark.validation import Dimensions
+from spark.arrow_rows import SplitBatch, basket_rows, item_rows, refund_rows, split_batch
+from spark.lake import LakeSpool
+from spark.transformations import WATERMARK_DELAY_S, parsed_or_rejected, validate_messages
+from spark.validation import Dimensions, EventType
 
 log = logging.getLogger(__name__)
 
-# All Kafka topics share one event-time watermark, as the metrics query's union of both topics does.
+# Both topics share one event-time watermark, so the metrics of sales and refunds close together.
 WATERMARK_NAME = "events"
 _CSV = pacsv.WriteOptions(include_header=False)
+# The UTC minute of an event: its 1-minute window's start.
+_MINUTE = "date_trunc('minute', event_ts, 'UTC')"
+# Rows that still count in the metrics, given `_advance_watermark`'s late cut-off.
+_ON_TIME = f"(%(cutoff)s::timestamptz is null or {_MINUTE} + interval '1 minute' > %(cutoff)s)"
 
 
 def copy_arrow(cursor: psycopg.Cursor, table: str, data: pa.Table) -> None:
@@ -158,30 +165,35 @@ def _write_dead_letters(cursor: psycopg.Cursor, rows: pa.Table) -> int:
     return rows.num_rows
 
 
-def _count_late_and_advance(
+def _advance_watermark(
     cursor: psycopg.Cursor, topic: str, inserted_table: str, batch_max: object
-) -> None:
-    """Count this batch's newly inserted late events per minute, then advance the watermark.
+) -> object | None:
+    """Count this batch's newly inserted late events per minute, advance the shared watermark, and
+    return the late cut-off (None before the first batch): a row is late when its 1-minute window
+    ended at or before it.
 
-    Late = the event's 1-minute window ended at or before (max event time of earlier batches - 5 min),
-    the rule Spark's windowed aggregation uses to drop input rows."""
+    Late = the event's window ended at or before (max event time of earlier batches - 5 min), the rule
+    Spark's windowed aggregation uses to drop input rows. The row lock on the watermark also orders the
+    two sinks' metric upserts (each takes it before touching speed.product_metrics_minute)."""
     row = cursor.execute(
-        "select max_event_ts from ops.stream_watermarks where watermark_name = %s for update",
-        (WATERMARK_NAME,),
+        "select max_event_ts - make_interval(secs => %s) from ops.stream_watermarks"
+        " where watermark_name = %s for update",
+        (WATERMARK_DELAY_S, WATERMARK_NAME),
     ).fetchone()
-    if row is not None:
+    cutoff = row[0] if row is not None else None
+    if cutoff is not None:
         cursor.execute(
             f"""insert into ops.late_events (event_minute, topic, late_events, max_lateness)
-                select date_trunc('minute', event_ts), %(topic)s, count(*), max(%(max)s - event_ts)
+                select {_MINUTE}, %(topic)s, count(*),
+                       max(%(cutoff)s + make_interval(secs => %(delay)s) - event_ts)
                 from {inserted_table}
-                where date_trunc('minute', event_ts) + interval '1 minute'
-                      <= %(max)s - make_interval(secs => %(delay)s)
+                where {_MINUTE} + interval '1 minute' <= %(cutoff)s
                 group by 1
                 on conflict (event_minute, topic) do update set
                     late_events = ops.late_events.late_events + excluded.late_events,
                     max_lateness = greatest(ops.late_events.max_lateness, excluded.max_lateness),
                     updated_at = now()""",
-            {"topic": topic, "max": row[0], "delay": WATERMARK_DELAY_S},
+            {"topic": topic, "cutoff": cutoff, "delay": WATERMARK_DELAY_S},
         )
     if batch_max is not None:
         cursor.execute(
@@ -191,46 +203,56 @@ def _count_late_and_advance(
                    updated_at = now()""",
             (WATERMARK_NAME, batch_max),
         )
+    return cutoff
 
 
 @dataclass
-class RawTransactionsSink(_CommittingSink):
-    """Query 1: transactions topic -> raw.transactions + raw.transaction_items (+ dead letters, late
-    counts). Exactly-once per micro-batch (see the module docstring)."""
+class _RawSink(_CommittingSink):
+    """One topic's query: validates and parses each batch in one Spark job, then writes everything."""
 
     dimensions: Dimensions | None = None
+    topic: str = ""
+    # Where the lake query of this topic picks up the valid events (None: not handed to a lake).
+    spool: LakeSpool | None = None
+    event_type: EventType = "transaction"
+
+    def _split(self, batch_df: DataFrame) -> SplitBatch:
+        assert self.dimensions is not None
+        validated = validate_messages(batch_df, self.event_type, self.dimensions)
+        return split_batch(parsed_or_rejected(validated, self.event_type).toArrow())
+
+    def _hand_to_lake(self, batch_id: int, events: pa.Table) -> None:
+        if self.spool is not None and events.num_rows:
+            assert self._query_id is not None
+            self.spool.write(self._query_id, batch_id, events)
+
+
+@dataclass
+class RawTransactionsSink(_RawSink):
+    """Query raw_transactions: transactions topic -> raw.transactions + raw.transaction_items, the sales
+    columns of speed.product_metrics_minute, dead letters, late counts, and the lake's hand-over.
+    Exactly-once per micro-batch (see the module docstring)."""
+
     topic: str = "transactions"
+    event_type: EventType = "transaction"
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
-        assert self.dimensions is not None
         started = time.perf_counter()
-        validated = validate_messages(batch_df, "transaction", self.dimensions).persist()
-        try:
-            transactions = parse_transactions(valid_messages(validated))
-            baskets = transaction_rows(transactions).toArrow()
-            t1 = time.perf_counter()
-            items = explode_items(transactions).drop("is_first_product_line").toArrow()
-            t2 = time.perf_counter()
-            rejected = dead_letters(validated).toArrow()
-            t3 = time.perf_counter()
-        finally:
-            validated.unpersist()
-        log.debug(
-            "%s batch %s: read+validate+baskets %.2fs, items %.2fs, dead letters %.2fs",
-            self.query_name,
-            batch_id,
-            t1 - started,
-            t2 - t1,
-            t3 - t2,
-        )
+        batch = self._split(batch_df)
+        converted = time.perf_counter()
+        baskets = basket_rows(batch.events)
+        items = item_rows(batch.events)
         batch_max = pc.max(baskets["event_ts"]).as_py() if baskets.num_rows else None
 
         def write(cursor: psycopg.Cursor) -> BatchResult:
+            self._hand_to_lake(batch_id, batch.events)
             cursor.execute(
                 "create temp table tmp_transactions (like raw.transactions including defaults)"
                 " on commit drop;"
                 "create temp table tmp_items (like raw.transaction_items including defaults) on commit drop;"
-                "create temp table tmp_inserted (event_ts timestamptz) on commit drop"
+                "create temp table tmp_new_transactions (event_ts timestamptz) on commit drop;"
+                "create temp table tmp_new_items (transaction_id text, product_id text, quantity integer,"
+                " unit_price numeric(12, 2), discount numeric(12, 2), event_ts timestamptz) on commit drop"
             )
             copy_arrow(cursor, "tmp_transactions", baskets)
             copy_arrow(cursor, "tmp_items", items)
@@ -242,46 +264,70 @@ class RawTransactionsSink(_CommittingSink):
                        select transaction_id, event_id, event_ts, store_id, customer_id, channel,
                            payment_method, line_count, schema_version, kafka_partition, kafka_offset
                        from tmp_transactions on conflict do nothing
-                       returning transaction_id, event_ts)
-                   insert into tmp_inserted select event_ts from inserted"""
+                       returning event_ts)
+                   insert into tmp_new_transactions select event_ts from inserted"""
             )
             cursor.execute(
-                """insert into raw.transaction_items (transaction_id, line_number, product_id, quantity,
-                       unit_price, discount, event_ts, store_id)
-                   select transaction_id, line_number, product_id, quantity, unit_price, discount, event_ts,
-                       store_id
-                   from tmp_items on conflict do nothing"""
+                """with inserted as (
+                       insert into raw.transaction_items (transaction_id, line_number, product_id,
+                           quantity, unit_price, discount, event_ts, store_id)
+                       select transaction_id, line_number, product_id, quantity, unit_price, discount,
+                           event_ts, store_id
+                       from tmp_items on conflict do nothing
+                       returning transaction_id, product_id, quantity, unit_price, discount, event_ts)
+                   insert into tmp_new_items select * from inserted"""
             )
-            _count_late_and_advance(cursor, self.topic, "tmp_inserted", batch_max)
-            dead = _write_dead_letters(cursor, rejected)
+            cutoff = _advance_watermark(cursor, self.topic, "tmp_new_transactions", batch_max)
+            cursor.execute(
+                f"""insert into speed.product_metrics_minute as m (window_start, product_id, units,
+                        gross_revenue, discount, transactions)
+                    select {_MINUTE}, product_id, sum(quantity), sum(quantity * unit_price), sum(discount),
+                        count(distinct transaction_id)
+                    from tmp_new_items where {_ON_TIME}
+                    group by 1, 2 order by 1, 2
+                    on conflict (window_start, product_id) do update set
+                        units = m.units + excluded.units,
+                        gross_revenue = m.gross_revenue + excluded.gross_revenue,
+                        discount = m.discount + excluded.discount,
+                        transactions = m.transactions + excluded.transactions,
+                        updated_at = now()""",
+                {"cutoff": cutoff},
+            )
+            dead = _write_dead_letters(cursor, batch.dead_letters)
             return BatchResult(rows_written=baskets.num_rows + items.num_rows, dead_letters=dead)
 
-        t4 = time.perf_counter()
         self.commit(batch_df.sparkSession, batch_id, write)
-        log.debug("%s batch %s: postgres %.2fs", self.query_name, batch_id, time.perf_counter() - t4)
+        log.debug(
+            "%s batch %s: %s events, %s dead letters; spark %.2fs, lake + postgres %.2fs",
+            self.query_name,
+            batch_id,
+            batch.events.num_rows,
+            batch.dead_letters.num_rows,
+            converted - started,
+            time.perf_counter() - converted,
+        )
 
 
 @dataclass
-class RawRefundsSink(_CommittingSink):
-    """Query 2: refunds topic -> raw.refunds (+ dead letters, late counts). Exactly-once per micro-batch."""
+class RawRefundsSink(_RawSink):
+    """Query raw_refunds: refunds topic -> raw.refunds, the refund columns of
+    speed.product_metrics_minute, dead letters, late counts, and the lake's hand-over. Exactly-once per
+    micro-batch."""
 
-    dimensions: Dimensions | None = None
     topic: str = "refunds"
+    event_type: EventType = "refund"
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
-        assert self.dimensions is not None
-        validated = validate_messages(batch_df, "refund", self.dimensions).persist()
-        try:
-            refunds = refund_rows(parse_refunds(valid_messages(validated))).toArrow()
-            rejected = dead_letters(validated).toArrow()
-        finally:
-            validated.unpersist()
+        batch = self._split(batch_df)
+        refunds = refund_rows(batch.events)
         batch_max = pc.max(refunds["event_ts"]).as_py() if refunds.num_rows else None
 
         def write(cursor: psycopg.Cursor) -> BatchResult:
+            self._hand_to_lake(batch_id, batch.events)
             cursor.execute(
                 "create temp table tmp_refunds (like raw.refunds including defaults) on commit drop;"
-                "create temp table tmp_inserted (event_ts timestamptz) on commit drop"
+                "create temp table tmp_new_refunds (product_id text, amount numeric(12, 2),"
+                " event_ts timestamptz) on commit drop"
             )
             copy_arrow(cursor, "tmp_refunds", refunds)
             cursor.execute(
@@ -291,42 +337,23 @@ class RawRefundsSink(_CommittingSink):
                        select refund_id, event_id, transaction_id, product_id, quantity, amount, reason,
                            event_ts, schema_version, kafka_partition, kafka_offset
                        from tmp_refunds on conflict do nothing
-                       returning event_ts)
-                   insert into tmp_inserted select event_ts from inserted"""
+                       returning product_id, amount, event_ts)
+                   insert into tmp_new_refunds select * from inserted"""
             )
-            _count_late_and_advance(cursor, self.topic, "tmp_inserted", batch_max)
-            dead = _write_dead_letters(cursor, rejected)
+            cutoff = _advance_watermark(cursor, self.topic, "tmp_new_refunds", batch_max)
+            cursor.execute(
+                f"""insert into speed.product_metrics_minute as m (window_start, product_id, refunds,
+                        refund_amount)
+                    select {_MINUTE}, product_id, count(*), sum(amount)
+                    from tmp_new_refunds where {_ON_TIME}
+                    group by 1, 2 order by 1, 2
+                    on conflict (window_start, product_id) do update set
+                        refunds = m.refunds + excluded.refunds,
+                        refund_amount = m.refund_amount + excluded.refund_amount,
+                        updated_at = now()""",
+                {"cutoff": cutoff},
+            )
+            dead = _write_dead_letters(cursor, batch.dead_letters)
             return BatchResult(rows_written=refunds.num_rows, dead_letters=dead)
-
-        self.commit(batch_df.sparkSession, batch_id, write)
-
-
-@dataclass
-class MinuteMetricsSink(_CommittingSink):
-    """Query 3: updated windows (update output mode) -> speed.product_metrics_minute, upserted with the
-    new aggregate values. Exactly-once per micro-batch; the upsert is idempotent on its own as well."""
-
-    def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
-        metrics = batch_df.toArrow()
-
-        def write(cursor: psycopg.Cursor) -> BatchResult:
-            cursor.execute(
-                "create temp table tmp_metrics (like speed.product_metrics_minute including defaults)"
-                " on commit drop"
-            )
-            copy_arrow(cursor, "tmp_metrics", metrics)
-            cursor.execute(
-                """insert into speed.product_metrics_minute (window_start, product_id, units, gross_revenue,
-                       discount, transactions, refunds, refund_amount)
-                   select window_start, product_id, units, gross_revenue, discount, transactions, refunds,
-                       refund_amount
-                   from tmp_metrics
-                   on conflict (window_start, product_id) do update set
-                       units = excluded.units, gross_revenue = excluded.gross_revenue,
-                       discount = excluded.discount, transactions = excluded.transactions,
-                       refunds = excluded.refunds, refund_amount = excluded.refund_amount,
-                       updated_at = now()"""
-            )
-            return BatchResult(rows_written=metrics.num_rows)
 
         self.commit(batch_df.sparkSession, batch_id, write)

@@ -3,19 +3,20 @@
     retail stream                       # or: python -m spark.streaming_job
     retail stream --reset-checkpoints   # after a broker reset / data loss, see below
 
-Five queries, each with its own checkpoint under `<checkpoint_dir>/<query>` (settings.checkpoint_dir,
-default `<state_dir>/checkpoints`):
+Four queries, each with its own checkpoint under `<checkpoint_dir>/<query>` (settings.checkpoint_dir,
+default `<state_dir>/checkpoints`). Each Kafka message is read and validated once, by its topic's raw
+query, which writes every Postgres output of its topic in one transaction per micro-batch
+(`spark.postgres_sink`):
 
-1. raw_transactions        transactions topic -> raw.transactions, raw.transaction_items
-2. raw_refunds             refunds topic -> raw.refunds
-3. product_metrics_minute  both topics -> speed.product_metrics_minute (1-minute windows, 5-minute
-                           watermark, update mode, upserted)
-4. lake_transactions,      every valid event -> Parquet under settings.lake, partitioned by event date
-   lake_refunds
+1. raw_transactions   transactions topic -> raw.transactions, raw.transaction_items, and the sales
+                      columns of speed.product_metrics_minute (1-minute windows, 5-minute watermark)
+2. raw_refunds        refunds topic -> raw.refunds and the refund columns of the minute metrics
+3. lake_transactions, the valid events the raw queries handed over -> Parquet under settings.lake,
+   lake_refunds       partitioned by event date (`spark.lake`)
 
 Queries 1 and 2 also write ops.dead_letter (invalid messages) and ops.late_events (events beyond the
-watermark, which query 3 drops but 1, 2 and 4 keep). All Postgres writes are exactly-once
-(`spark.postgres_sink`); progress goes to ops.stream_progress (`spark.progress_listener`).
+watermark, which the metrics leave out but raw and lake keep). All writes are exactly-once; progress
+goes to ops.stream_progress (`spark.progress_listener`).
 
 If the broker lost data or was reset, a query stops with `SourceDataLoss` naming topic, partition and
 offsets. `--reset-checkpoints` moves the checkpoints (and the lake's file-sink logs) aside into a
@@ -41,30 +42,21 @@ from pyspark.sql.streaming import StreamingQuery
 
 from retail.settings import Settings, get_settings
 from spark.kafka_source import kafka_stream
-from spark.lake import DATASETS, dataset_path, start_lake_query
-from spark.postgres_sink import MinuteMetricsSink, RawRefundsSink, RawTransactionsSink
+from spark.lake import DATASETS, LakeSpool, dataset_path, spool_path, start_lake_query
+from spark.postgres_sink import RawRefundsSink, RawTransactionsSink
 from spark.progress_listener import ProgressRecorder
 from spark.session import spark_session
-from spark.transformations import (
-    deduplicated,
-    explode_items,
-    metric_contributions,
-    minute_metrics,
-    parse_refunds,
-    parse_transactions,
-    valid_messages,
-    validate_messages,
-)
 from spark.validation import PostgresDimensions
 
 log = logging.getLogger("spark.streaming_job")
 
 RAW_TRANSACTIONS = "raw_transactions"
 RAW_REFUNDS = "raw_refunds"
-PRODUCT_METRICS = "product_metrics_minute"
 LAKE_TRANSACTIONS = "lake_transactions"
 LAKE_REFUNDS = "lake_refunds"
-QUERY_NAMES = (RAW_TRANSACTIONS, RAW_REFUNDS, PRODUCT_METRICS, LAKE_TRANSACTIONS, LAKE_REFUNDS)
+QUERY_NAMES = (RAW_TRANSACTIONS, RAW_REFUNDS, LAKE_TRANSACTIONS, LAKE_REFUNDS)
+# The metrics query of the five-query layout: its checkpoint is a sign of a layout this job cannot resume.
+_RETIRED_QUERY = "product_metrics_minute"
 
 
 class StreamFailed(RuntimeError):
@@ -92,92 +84,55 @@ def _trigger(writer, seconds: float):
     return writer.trigger(processingTime=f"{seconds} seconds") if seconds > 0 else writer
 
 
+def _check_layout(settings: Settings) -> None:
+    """Refuse checkpoints of the five-query layout: its lake queries read Kafka, these read the spool,
+    and a lake query restarted on a fresh checkpoint would skip batches its sink log already lists."""
+    checkpoints = _local_path(settings.checkpoint_dir)
+    if checkpoints is not None and (checkpoints / _RETIRED_QUERY).exists():
+        raise StreamFailed(
+            f"the checkpoints in {checkpoints} are from the five-query speed layer (a separate "
+            f"{_RETIRED_QUERY} query); run `retail stream --reset-checkpoints` once to start the "
+            "four-query layout (the raw tables keep what they hold, the topics are read again)"
+        )
+
+
 def start_queries(
     spark: SparkSession, settings: Settings, names: tuple[str, ...] = QUERY_NAMES
 ) -> list[StreamingQuery]:
     """Start the speed layer's queries (all by default) and return them, running."""
+    _check_layout(settings)
     dimensions = PostgresDimensions(settings.writer_dsn, settings.stream_dimension_refresh_s)
     trigger_s = settings.stream_trigger_s
-
-    def validated(topic: str, event_type: str):
-        return valid_messages(validate_messages(kafka_stream(spark, settings, topic), event_type, dimensions))
-
     queries: list[StreamingQuery] = []
-    if RAW_TRANSACTIONS in names:
-        sink = RawTransactionsSink(
+    raw_queries = (
+        (RAW_TRANSACTIONS, RawTransactionsSink, settings.transactions_topic, "transactions"),
+        (RAW_REFUNDS, RawRefundsSink, settings.refunds_topic, "refunds"),
+    )
+    for name, sink_class, topic, dataset in raw_queries:
+        if name not in names:
+            continue
+        sink = sink_class(
             settings.writer_dsn,
-            RAW_TRANSACTIONS,
+            name,
+            checkpoint=checkpoint(settings, name),
             dimensions=dimensions,
-            topic=settings.transactions_topic,
-            checkpoint=checkpoint(settings, RAW_TRANSACTIONS),
+            topic=topic,
+            # Handed over even when the lake query is not running now: it picks the files up later.
+            spool=LakeSpool(spool_path(settings, dataset)),
         )
         writer = (
-            kafka_stream(spark, settings, settings.transactions_topic)
-            .writeStream.queryName(RAW_TRANSACTIONS)
+            kafka_stream(spark, settings, topic)
+            .writeStream.queryName(name)
             .foreachBatch(sink)
-            .option("checkpointLocation", checkpoint(settings, RAW_TRANSACTIONS))
+            .option("checkpointLocation", checkpoint(settings, name))
         )
         queries.append(_await_initialized(_trigger(writer, trigger_s).start()))
-    if RAW_REFUNDS in names:
-        sink = RawRefundsSink(
-            settings.writer_dsn,
-            RAW_REFUNDS,
-            checkpoint=checkpoint(settings, RAW_REFUNDS),
-            dimensions=dimensions,
-            topic=settings.refunds_topic,
-        )
-        writer = (
-            kafka_stream(spark, settings, settings.refunds_topic)
-            .writeStream.queryName(RAW_REFUNDS)
-            .foreachBatch(sink)
-            .option("checkpointLocation", checkpoint(settings, RAW_REFUNDS))
-        )
-        queries.append(_await_initialized(_trigger(writer, trigger_s).start()))
-    if PRODUCT_METRICS in names:
-        # The producer may repeat an event: drop repeats (by event_id, for as long as the watermark
-        # keeps a window open) so the metrics count each event once, as the raw tables do.
-        transactions = deduplicated(parse_transactions(validated(settings.transactions_topic, "transaction")))
-        refunds = deduplicated(parse_refunds(validated(settings.refunds_topic, "refund")))
-        metrics = minute_metrics(metric_contributions(explode_items(transactions), refunds))
-        writer = (
-            metrics.writeStream.queryName(PRODUCT_METRICS)
-            .outputMode("update")
-            .foreachBatch(
-                MinuteMetricsSink(
-                    settings.writer_dsn, PRODUCT_METRICS, checkpoint=checkpoint(settings, PRODUCT_METRICS)
-                )
+    for name, dataset in ((LAKE_TRANSACTIONS, "transactions"), (LAKE_REFUNDS, "refunds")):
+        if name in names:
+            lake_query = start_lake_query(
+                spark, settings, dataset, name, checkpoint(settings, name), settings.stream_lake_trigger_s
             )
-            .option("checkpointLocation", checkpoint(settings, PRODUCT_METRICS))
-        )
-        queries.append(_await_initialized(_trigger(writer, trigger_s).start()))
-    if LAKE_TRANSACTIONS in names:
-        events = parse_transactions(validated(settings.transactions_topic, "transaction"))
-        queries.append(
-            _await_initialized(
-                start_lake_query(
-                    events,
-                    settings,
-                    "transactions",
-                    LAKE_TRANSACTIONS,
-                    checkpoint(settings, LAKE_TRANSACTIONS),
-                    settings.stream_lake_trigger_s,
-                )
-            )
-        )
-    if LAKE_REFUNDS in names:
-        events = parse_refunds(validated(settings.refunds_topic, "refund"))
-        queries.append(
-            _await_initialized(
-                start_lake_query(
-                    events,
-                    settings,
-                    "refunds",
-                    LAKE_REFUNDS,
-                    checkpoint(settings, LAKE_REFUNDS),
-                    settings.stream_lake_trigger_s,
-                )
-            )
-        )
+            queries.append(_await_initialized(lake_query))
     return queries
 
 

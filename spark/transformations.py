@@ -50,6 +50,29 @@ def dead_letters(validated: DataFrame) -> DataFrame:
     )
 
 
+# Columns `parsed_or_rejected` adds for a rejected message (null on a valid one); prefixed because
+# events have fields of their own named `reason` (refunds).
+REJECTION_COLUMNS = ("rejected_topic", "rejected_reason", "rejected_error", "rejected_payload")
+
+
+def parsed_or_rejected(validated: DataFrame, event_type: EventType) -> DataFrame:
+    """Every validated message in one frame, so a sink converts its batch once: a valid message as
+    `parse_transactions` / `parse_refunds` gives it (event columns, Kafka coordinates) with null
+    rejection columns; a rejected one with null event columns and the `dead_letters` values in
+    `rejected_topic`, `rejected_reason`, `rejected_error`, `rejected_payload`."""
+    schema = TRANSACTION_SCHEMA if event_type == "transaction" else REFUND_SCHEMA
+    rejected = F.col("reason").isNotNull()
+    return validated.select(
+        F.from_json("event_json", schema).alias("event"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.when(rejected, F.col("topic")).alias("rejected_topic"),
+        F.col("reason").alias("rejected_reason"),
+        F.col("error").alias("rejected_error"),
+        F.when(rejected, F.col("value")).alias("rejected_payload"),
+    ).select("event.*", "kafka_partition", "kafka_offset", *REJECTION_COLUMNS)
+
+
 def _parse(valid: DataFrame, schema: StructType) -> DataFrame:
     return valid.select(
         F.from_json("event_json", schema).alias("event"),
@@ -117,21 +140,24 @@ def explode_items(transactions: DataFrame) -> DataFrame:
     )
 
 
+REFUND_ROW_COLUMNS = (
+    "refund_id",
+    "event_id",
+    "transaction_id",
+    "product_id",
+    "quantity",
+    "amount",
+    "reason",
+    "event_ts",
+    "schema_version",
+    "kafka_partition",
+    "kafka_offset",
+)
+
+
 def refund_rows(refunds: DataFrame) -> DataFrame:
     """raw.refunds."""
-    return refunds.select(
-        "refund_id",
-        "event_id",
-        "transaction_id",
-        "product_id",
-        "quantity",
-        "amount",
-        "reason",
-        "event_ts",
-        "schema_version",
-        "kafka_partition",
-        "kafka_offset",
-    )
+    return refunds.select(*REFUND_ROW_COLUMNS)
 
 
 def _money(column: Column) -> Column:

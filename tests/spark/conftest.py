@@ -53,16 +53,22 @@ def truncate_speed_tables(settings: Settings) -> None:
         conn.execute(f"truncate {', '.join(SPEED_LAYER_TABLES)}")
 
 
-@pytest.fixture(scope="session")
-def spark(platform: Settings) -> Iterator[SparkSession]:
+def local_spark(settings: Settings) -> SparkSession:
+    """The tests' SparkSession (also used by tests/dags' lambda test): 2 local cores, no UI."""
     session = spark_session(
-        platform,
+        settings,
         "retail-speed-layer-tests",
         master="local[2]",
         ui=False,
         conf={"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"},
     )
     session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+@pytest.fixture(scope="session")
+def spark(platform: Settings) -> Iterator[SparkSession]:
+    session = local_spark(platform)
     yield session
     session.stop()
 
@@ -86,6 +92,15 @@ def module_settings(platform: Settings, tmp: Path, name: str, **overrides: objec
     settings = platform.model_copy(update=values)
     ensure_topics(settings)
     return settings
+
+
+def lake_count(spark: SparkSession, path: Path) -> int:
+    """Events in a lake dataset; -1 until its file sink committed a first batch (the sink creates its
+    `_spark_metadata` log folder when the query starts, before there is anything to read)."""
+    log = path / "_spark_metadata"
+    if not log.exists() or not any(not p.name.startswith(".") for p in log.iterdir()):
+        return -1
+    return spark.read.parquet(str(path)).count()
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 240, what: str = "condition") -> None:

@@ -19,7 +19,14 @@ from pyspark.sql import SparkSession
 from retail.settings import PROJECT_ROOT, Settings, env_name
 from retail.stack.scratch import free_port
 from spark.lake import dataset_path
-from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables, wait_for
+from tests.spark.conftest import (
+    lake_count,
+    load_dimensions,
+    module_settings,
+    scalar,
+    truncate_speed_tables,
+    wait_for,
+)
 from tests.spark.events import backfill, now_minute, send_events
 from tests.spark.test_streaming_job import METRICS_MISMATCHES
 
@@ -100,13 +107,7 @@ def test_sigkill_twice_then_restart_loses_and_duplicates_nothing(
         wait_for(lambda: scalar(settings, "select count(*) from raw.refunds") == len(refunds), what="refunds")
         wait_for(lambda: scalar(settings, METRICS_MISMATCHES) == 0, what="metrics = recomputation")
         transactions_lake = Path(dataset_path(settings, "transactions"))
-        wait_for(
-            lambda: (
-                (transactions_lake / "_spark_metadata").exists()
-                and spark.read.parquet(str(transactions_lake)).count() >= len(baskets)
-            ),
-            what="lake",
-        )
+        wait_for(lambda: lake_count(spark, transactions_lake) >= len(baskets), what="lake")
     finally:
         job.send_signal(signal.SIGTERM)
         try:

@@ -21,7 +21,14 @@ from retail.settings import Settings
 from spark.lake import dataset_path
 from spark.progress_listener import ProgressRecorder
 from spark.streaming_job import QUERY_NAMES, start_queries
-from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables, wait_for
+from tests.spark.conftest import (
+    lake_count,
+    load_dimensions,
+    module_settings,
+    scalar,
+    truncate_speed_tables,
+    wait_for,
+)
 from tests.spark.events import backfill, now_minute, send, send_events, transaction
 
 pytestmark = pytest.mark.integration
@@ -99,14 +106,11 @@ def test_backfill_lands_exactly_in_raw_speed_and_lake(stream: Settings, spark: S
     assert scalar(stream, "select sum(gross_revenue) from speed.product_metrics_minute") == gross
     assert scalar(stream, "select sum(refund_amount) from speed.product_metrics_minute") == refund_total
 
-    def lake_count(dataset: str) -> int:
-        path = Path(dataset_path(stream, dataset))
-        if not (path / "_spark_metadata").exists():
-            return -1
-        return spark.read.parquet(str(path)).count()
+    def lake_events(dataset: str) -> int:
+        return lake_count(spark, Path(dataset_path(stream, dataset)))
 
-    wait_for(lambda: lake_count("transactions") == len(baskets) + 50, what="lake transactions")
-    wait_for(lambda: lake_count("refunds") == len(refunds) + 5, what="lake refunds")
+    wait_for(lambda: lake_events("transactions") == len(baskets) + 50, what="lake transactions")
+    wait_for(lambda: lake_events("refunds") == len(refunds) + 5, what="lake refunds")
     lake = spark.read.parquet(dataset_path(stream, "transactions"))
     assert lake.select("event_id").distinct().count() == len(baskets)
     assert {r.event_date for r in lake.select("event_date").distinct().collect()} == {

@@ -13,7 +13,9 @@ from pyspark.sql import Row, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from retail.contracts import MAX_EVENT_BYTES, LineItem
+from spark import arrow_rows
 from spark.kafka_source import KAFKA_COLUMNS_DDL, admit, data_loss_message
+from spark.lake import LakeSpool, event_schema
 from spark.transformations import (
     dead_letters,
     explode_items,
@@ -21,6 +23,7 @@ from spark.transformations import (
     minute_metrics,
     parse_refunds,
     parse_transactions,
+    parsed_or_rejected,
     refund_rows,
     transaction_rows,
     valid_messages,
@@ -159,6 +162,57 @@ def test_minute_metrics_windows(spark: SparkSession) -> None:
             ),
         ],
     )
+
+
+def test_arrow_rows_equal_the_spark_rows(spark: SparkSession) -> None:
+    """The sinks build their rows with pyarrow from one toArrow per batch: the same rows the shared
+    Spark transformations (which the batch layer uses) give."""
+    rng = random.Random(5)
+    baskets = [transaction(rng, T0, store_id="S001") for _ in range(6)]
+    baskets = [
+        b.model_copy(update={"items": [i.model_copy(update={"product_id": "P0002"}) for i in b.items]})
+        for b in baskets
+    ]
+    payloads = [b.model_dump_json().encode() for b in baskets]
+    tx = _kafka_rows(spark, [payloads[0], b"{oops", *payloads[1:], b'{"event_id": 1}'])
+    validated = validate_messages(tx, "transaction", DIMENSIONS)
+    split = arrow_rows.split_batch(parsed_or_rejected(validated, "transaction").toArrow())
+    events = parse_transactions(valid_messages(validated))
+    assert split.events.to_pylist() == events.toArrow().to_pylist()
+    assert split.events.schema.names == event_schema("transactions").names
+    assert arrow_rows.basket_rows(split.events) == transaction_rows(events).toArrow()
+    spark_items = explode_items(events).drop("is_first_product_line").toArrow()
+    assert arrow_rows.item_rows(split.events).to_pylist() == spark_items.to_pylist()
+    assert arrow_rows.item_rows(split.events).num_rows == sum(len(b.items) for b in baskets)
+    assert split.dead_letters.to_pylist() == dead_letters(validated).toArrow().to_pylist()
+    assert [r["reason"] for r in split.dead_letters.to_pylist()] == ["invalid_json", "wrong_type"]
+
+    returned = [refund(rng, b, T0) for b in baskets[:3]]
+    rf = _kafka_rows(spark, [r.model_dump_json().encode() for r in returned])
+    validated = validate_messages(rf, "refund", DIMENSIONS)
+    split = arrow_rows.split_batch(parsed_or_rejected(validated, "refund").toArrow())
+    spark_refunds = refund_rows(parse_refunds(valid_messages(validated))).toArrow()
+    assert arrow_rows.refund_rows(split.events).to_pylist() == spark_refunds.to_pylist()
+    assert split.dead_letters.num_rows == 0
+
+
+def test_lake_spool_file_is_the_same_for_a_replayed_batch(spark: SparkSession, tmp_path) -> None:
+    rng = random.Random(6)
+    tx = _kafka_rows(spark, [transaction(rng, T0, store_id="S001").model_dump_json().encode()] * 3)
+    validated = validate_messages(tx, "transaction", DIMENSIONS.__class__(frozenset(), frozenset()))
+    nothing_valid = arrow_rows.split_batch(parsed_or_rejected(validated, "transaction").toArrow())
+    assert nothing_valid.events.num_rows == 0
+    products = frozenset(f"P{n:04d}" for n in range(1, 41))
+    validated = validate_messages(tx, "transaction", DIMENSIONS.__class__(products, frozenset({"S001"})))
+    events = arrow_rows.split_batch(parsed_or_rejected(validated, "transaction").toArrow()).events
+    spool = LakeSpool(str(tmp_path / "spool"))
+    first = spool.write("query-id", 7, events)
+    assert spool.write("query-id", 7, events) == first  # a replay rewrites the same file
+    assert spool.write("query-id", 7, events.slice(1)) != first  # different content, another name
+    assert spool.write("query-id", 8, events) != first
+    assert sorted(p.name.startswith("batch-") for p in (tmp_path / "spool").iterdir()) == [True] * 3
+    read = spark.read.schema(event_schema("transactions")).parquet(first)
+    assert read.toArrow().to_pylist() == events.to_pylist()
 
 
 def test_admit_shares_the_limit_across_partitions() -> None:
