@@ -37,6 +37,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from retail.batch import plan_hours
 from retail.settings import Settings, get_settings
 from spark.lake import dataset_path
 from spark.postgres_sink import copy_arrow
@@ -91,9 +92,9 @@ def floor_hour(moment: datetime) -> datetime:
 
 
 def closed_hours(settings: Settings, as_of: datetime) -> HourRange:
-    """The lookback hours that ended at least the close delay before `as_of`."""
-    end = floor_hour(as_of.astimezone(UTC) - timedelta(minutes=settings.batch_close_delay_min))
-    return HourRange(end - settings.batch_lookback_hours * HOUR, end)
+    """The lookback hours that ended at least the close delay before `as_of` (what the hourly DAG runs)."""
+    planned = plan_hours(settings, as_of)
+    return HourRange(datetime.fromisoformat(planned["start"]), datetime.fromisoformat(planned["end"]))
 
 
 def _read_dataset(spark: SparkSession, settings: Settings, name: str, hours: HourRange) -> DataFrame | None:

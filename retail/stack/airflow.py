@@ -38,6 +38,10 @@ from retail.stack.service import Service
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 PASSWORDS_FILE_NAME = "simple_auth_manager_passwords.json"
+CONNECTIONS_FILE_NAME = "connections.json"
+# Connection ids of the platform's own connections (see `connections`).
+POSTGRES_CONN_ID = "retail_postgres"
+SPARK_CONN_ID = "retail_spark"
 _MIGRATION_STAMP = "metadata-migrated.txt"
 # Settings never copied into the supervisord environment: secrets (they come from secrets.env) and a
 # URL that may embed one (RETAIL_PG_URL is read from the environment or .env, where it is normally set;
@@ -77,6 +81,8 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
     parallelism = str(settings.airflow_parallelism)
     return {
         "AIRFLOW_HOME": str(settings.airflow_home),
+        # Tasks run this venv's tools by name (spark-submit for SparkSubmitOperator, dbt for Cosmos).
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -100,6 +106,11 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "3",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "5",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.airflow_home / "logs"),
+        # The platform's connections (retail_postgres, retail_spark) come from a 0600 file: `connections`.
+        "AIRFLOW__SECRETS__BACKEND": "airflow.secrets.local_filesystem.LocalFilesystemBackend",
+        "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps(
+            {"connections_file_path": str(settings.airflow_home / CONNECTIONS_FILE_NAME)}
+        ),
     }
 
 
@@ -150,6 +161,36 @@ def write_config(settings: Settings) -> None:
     _write_private(home / "airflow.cfg", _secret_config(settings))
     passwords = {settings.airflow_admin_user: settings.airflow_admin_password.get_secret_value()}
     _write_private(home / PASSWORDS_FILE_NAME, json.dumps(passwords))
+    _write_private(home / CONNECTIONS_FILE_NAME, json.dumps(connections(settings), indent=2))
+
+
+def connections(settings: Settings) -> dict[str, dict[str, object]]:
+    """The Airflow connections the platform's DAGs use, served from a 0600 file (LocalFilesystemBackend).
+
+    - ``retail_postgres``: the writer role on the pipeline database; Cosmos maps it to dbt's profile.
+    - ``retail_spark``: where SparkSubmitOperator submits (RETAIL_SPARK_MASTER; local by default).
+
+    A file rather than AIRFLOW_CONN_* variables keeps the password out of supervisord's configuration.
+    The secrets backend is consulted before the metadata DB, so to submit elsewhere define a connection
+    of another name in the UI and set RETAIL_BATCH_SPARK_CONN_ID to it.
+    """
+    host, port = settings.pg_host_port
+    password = settings.pg_writer_password.get_secret_value() if settings.pg_writer_password else ""
+    return {
+        POSTGRES_CONN_ID: {
+            "conn_type": "postgres",
+            "host": host,
+            "port": port,
+            "login": settings.pg_writer_user,
+            "password": password,
+            "schema": settings.pg_database,
+        },
+        SPARK_CONN_ID: {
+            "conn_type": "spark",
+            "host": settings.spark_master,
+            "extra": json.dumps({"spark-binary": "spark-submit"}),
+        },
+    }
 
 
 def ensure_database(settings: Settings) -> None:

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from retail.settings import PROJECT_ROOT, Settings, get_settings
+from tests.checksums import table_checksums
 
 pytestmark = pytest.mark.integration
 
@@ -38,14 +39,7 @@ def run_dag() -> Any:
 
 def checksums(conn: psycopg.Connection) -> dict[str, tuple[int, str]]:
     """Row count and an md5 over every column (loaded_at and ids included) of each table."""
-    result = {}
-    for table, order in TABLES.items():
-        row = conn.execute(
-            f"select count(*), md5(coalesce(string_agg(t::text, '|' order by {order}), '')) from {table} t"
-        ).fetchone()
-        assert row is not None
-        result[table] = (row[0], row[1])
-    return result
+    return table_checksums(conn, TABLES)
 
 
 def csv_rows(path: Path) -> int:
