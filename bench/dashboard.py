@@ -154,12 +154,15 @@ def render(page: str, cold: bool, recorder: Recorder | None = None) -> float:
     return elapsed
 
 
-def bare_sql(settings: Settings, statements: list[tuple[str, Any]]) -> float:
+def bare_sql(settings: Settings, statements: list[tuple[str, Any]]) -> list[tuple[float, str]]:
+    """Seconds of each statement run alone, with the first words of its SQL."""
+    timings = []
     with psycopg.connect(settings.analyst_dsn, autocommit=True) as conn:
-        started = time.perf_counter()
         for sql, params in statements:
+            started = time.perf_counter()
             conn.execute(sql, params).fetchall()
-        return time.perf_counter() - started
+            timings.append((time.perf_counter() - started, " ".join(sql.split())[:70]))
+    return timings
 
 
 def measure(settings: Settings, repeat: int) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
@@ -182,12 +185,15 @@ def measure(settings: Settings, repeat: int) -> tuple[dict[str, float], dict[str
             timings.append(render(page, cold=True, recorder=recorder))
         cold[page] = statistics.median(timings)
         page_statements = list(recorder.statements)
-        sql[page] = statistics.median(bare_sql(settings, page_statements) for _ in range(repeat))
+        runs = [bare_sql(settings, page_statements) for _ in range(repeat)]
+        sql[page] = statistics.median(sum(seconds for seconds, _ in run) for run in runs)
         warm[page] = render(page, cold=False)
         print(
             f"{page:<16} cold {cold[page]:5.2f} s (runs {', '.join(f'{t:.2f}' for t in timings)}), "
             f"warm {warm[page]:5.2f} s, its SQL alone {sql[page]:5.2f} s ({len(page_statements)} statements)"
         )
+        for seconds, text in sorted(runs[-1], reverse=True)[:2]:
+            print(f"{'':<18}{seconds:5.2f} s  {text}")
     return cold, warm, sql
 
 

@@ -12,7 +12,7 @@ from typing import ParamSpec
 import streamlit as st
 
 from dashboard.db import DashboardError
-from dashboard.queries import data_days
+from dashboard.queries import LIVE_TTL_S, data_days
 from dashboard.time_scope import CUSTOM, RELATIVE_SCOPES, Scope
 
 P = ParamSpec("P")
@@ -89,13 +89,20 @@ def require_sales() -> tuple[date, date]:
     return days.first_day, days.last_day
 
 
+def current_time() -> datetime:
+    """Now, floored to the live cache's lifetime: renders within those seconds share cached queries
+    (a relative scope ending at each render's own second would never hit the cache)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    return now - timedelta(seconds=now.second % LIVE_TTL_S)
+
+
 def scope_selector(first_day: date, last_day: date, now: datetime | None = None) -> Scope:
     """The page's time scope (sidebar), remembered across pages; relative scopes end now."""
     choice = st.sidebar.radio(
         "Time scope", [*RELATIVE_SCOPES, CUSTOM], index=3, key="time_scope", help="Every figure obeys it."
     )
     if choice != CUSTOM:
-        return Scope.last(RELATIVE_SCOPES[choice], now or datetime.now(UTC))
+        return Scope.last(RELATIVE_SCOPES[choice], now or current_time())
     picked = st.sidebar.date_input(
         "Days (UTC)",
         value=(max(first_day, last_day - timedelta(days=6)), last_day),

@@ -43,11 +43,13 @@ def slow(sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
     return _slow(settings().analyst_dsn, sql, params)
 
 
-# Sale lines of the partial days at the edges of a scope (whole days come from the rollups).
+# Sale lines of the partial days at the edges of a scope (whole days come from the rollups). They lie on
+# the scope's first or last date (a scope spanning three dates has a whole day in the middle), which the
+# sale_date index finds without reading the whole days in between.
 _EDGE_LINES = """
     select *
     from marts.fct_sales
-    where sale_date between %(first_day)s and %(last_day)s
+    where sale_date in (%(first_day)s, %(last_day)s)
       and sold_at >= %(start)s and sold_at < %(end)s
       and not (sold_at >= %(day_from_ts)s and sold_at < %(day_to_ts)s)
 """
@@ -331,11 +333,29 @@ def also_bought(basket: tuple[str, ...], limit: int = 10) -> pd.DataFrame:
 
 def stream_latest() -> pd.DataFrame:
     """Each streaming query's latest micro-batch report."""
+    # A loose index scan over the query names, then each one's newest row: the table holds a row per
+    # query and micro-batch (millions after a few weeks), which `distinct on` would read entirely.
     return live(
         """
-        select distinct on (query_name) query_name, reported_at, batch_id, input_rows, input_rows_per_s,
-               processed_rows_per_s, batch_duration_ms, watermark, rows_written, dead_letters
-        from ops.stream_progress order by query_name, reported_at desc
+        with recursive names as (
+            (select query_name from ops.stream_progress order by query_name limit 1)
+            union all
+            select (
+                select progress.query_name from ops.stream_progress as progress
+                where progress.query_name > names.query_name order by progress.query_name limit 1
+            )
+            from names where names.query_name is not null
+        )
+        select latest.*
+        from names
+        cross join lateral (
+            select query_name, reported_at, batch_id, input_rows, input_rows_per_s, processed_rows_per_s,
+                   batch_duration_ms, watermark, rows_written, dead_letters
+            from ops.stream_progress as progress
+            where progress.query_name = names.query_name
+            order by progress.reported_at desc limit 1
+        ) as latest
+        order by latest.query_name
         """
     )
 

@@ -6,13 +6,14 @@ RETAIL_DASHBOARD_REFRESH_S seconds without reloading the page.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import streamlit as st
 
 from dashboard import queries
 from dashboard.components import (
     count,
+    current_time,
     kpi,
     money,
     panel,
@@ -52,7 +53,7 @@ relative = scope_is_relative()
 @st.fragment(run_every=timedelta(seconds=settings().dashboard_refresh_s) if relative else None)
 def live_tiles() -> None:
     # A relative scope moves with the clock at every refresh; a custom one stays put.
-    scope = Scope.last(chosen.length, datetime.now(UTC)) if relative else chosen
+    scope = Scope.last(chosen.length, current_time()) if relative else chosen
     kpi_tiles(scope)
 
 

@@ -6,7 +6,7 @@ marts.fct_product_metrics_minute); until then it comes from the stream and may s
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import altair as alt
 import pandas as pd
@@ -16,6 +16,7 @@ from dashboard import queries
 from dashboard.components import (
     bucket_for,
     count,
+    current_time,
     money,
     panel,
     scope_is_relative,
@@ -80,7 +81,7 @@ MINUTE_SPAN = timedelta(hours=6)
 
 @panel
 def minute_windows(scope: Scope) -> None:
-    end = min(scope.end, datetime.now(UTC).replace(microsecond=0))
+    end = min(scope.end, current_time())
     start = max(scope.start, end - MINUTE_SPAN)
     series = queries.minute_series(start, end)
     st.subheader("Revenue per minute (live)")
@@ -118,7 +119,7 @@ relative = scope_is_relative()
 
 @st.fragment(run_every=timedelta(seconds=settings().dashboard_refresh_s) if relative else None)
 def live_minutes() -> None:
-    minute_windows(Scope.last(chosen.length, datetime.now(UTC)) if relative else chosen)
+    minute_windows(Scope.last(chosen.length, current_time()) if relative else chosen)
 
 
 live_minutes()
