@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import ParamSpec
 
+import pandas as pd
 import streamlit as st
 
 from dashboard.db import DashboardError
@@ -83,7 +84,7 @@ def require_sales() -> tuple[date, date]:
     except DashboardError as error:
         st.error(str(error), icon=":material/error:")
         st.stop()
-    if days.last_day is None or days.last_day != days.last_day:  # NaN/None: no sales
+    if pd.isna(days.last_day):  # min/max over no rows
         st.info(HOW_TO_GET_DATA, icon=":material/info:")
         st.stop()
     return days.first_day, days.last_day
