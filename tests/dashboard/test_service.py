@@ -3,10 +3,14 @@ in its supervisord environment; RETAIL_DASHBOARD_ENABLED=false leaves it out."""
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
+
+import pytest
 
 from retail.stack import stack
 from retail.stack.scratch import scratch_settings
+from tests.conftest import isolated_settings
 
 
 def test_dashboard_is_the_last_service_with_the_stack_settings(tmp_path: Path) -> None:
@@ -28,3 +32,17 @@ def test_dashboard_is_the_last_service_with_the_stack_settings(tmp_path: Path) -
 def test_dashboard_can_be_left_out(tmp_path: Path) -> None:
     settings = scratch_settings(tmp_path / ".retail", dashboard_enabled=False)
     assert "dashboard" not in [service.name for service in stack.services(settings)]
+
+
+@pytest.mark.integration
+def test_retail_up_supervises_the_dashboard(tmp_path: Path) -> None:
+    settings = isolated_settings(tmp_path / ".retail", dashboard_enabled=True)
+    try:
+        settings = stack.up(settings, report=lambda line: None)
+        states = {component.name: component.state for component in stack.status(settings)}
+        assert states["dashboard"] == "up"
+        with urllib.request.urlopen(settings.dashboard_url, timeout=10) as response:
+            assert response.status == 200 and b"<title>Streamlit</title>" in response.read()
+    finally:
+        stack.down(settings)
+    assert "dashboard" not in {c.name for c in stack.status(settings) if c.state == "up"}
