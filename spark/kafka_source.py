@@ -6,14 +6,22 @@ timestamp, timestampType), so nothing downstream knows which one runs.
 
 * Offsets are plain dicts ``{"topic": name, "partitions": {"0": next_offset, ...}}``; Spark keeps them in
   the query's checkpoint, so a restart continues where the last committed batch ended.
-* One input partition per Kafka partition offset range; ``read`` fetches exactly ``[start, end)`` of one
-  partition, so replaying a batch after a failure returns the same records.
+* One offset range per Kafka partition; ``read`` fetches exactly ``[start, end)`` of each, so replaying
+  a batch after a failure returns the same records. The ranges are packed into at most
+  ``maxPartitions`` input partitions (the job passes Spark's default parallelism), one per 5,000
+  records: on 2 cores, six small tasks per micro-batch cost more in task start-up than in reading.
 * A new query starts from the earliest offsets: nothing produced before the job started is lost.
 * ``maxRecordsPerBatch`` bounds a micro-batch (admission control through ``ReadMaxRows``).
 * If the broker no longer has what the checkpoint points at (earliest offset beyond it: retention or data
   loss; latest offset behind it: the broker was reset), the query fails with `SourceDataLoss`, naming the
   topic, partition, offsets and the recovery command. It never skips silently.
 * ``read`` yields Arrow record batches, not tuples: the Python-to-JVM hand-over is columnar.
+* `validated_stream` validates in the same Python worker that read the records (`validating_source`),
+  instead of a second Python step (``mapInArrow``) that would ship every record JVM -> Python -> JVM
+  once more; with Spark's own `kafka` format it applies `validate_messages` to the same effect.
+* A Python worker keeps its Kafka connection between tasks (Spark reuses the workers), and
+  `warm_up_workers` starts the workers before the first micro-batch, so that batch does not wait for
+  interpreters to start and import pyarrow, kafka-python and pydantic.
 
     spark.dataSource.register(KafkaSource)
     spark.readStream.format("retail_kafka").option("bootstrap", "host:9092").option("topic", "t").load()
@@ -22,7 +30,7 @@ timestamp, timestampType), so nothing downstream knows which one runs.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,8 +39,14 @@ from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPart
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
 from pyspark.sql.types import StructType
 
+from spark.transformations import validate_messages
+from spark.validation import Dimensions, EventType, validate_batches
+
 if TYPE_CHECKING:
     import pyarrow
+    from pyspark.sql import DataFrame
+
+    Validate = Callable[[Iterator[pyarrow.RecordBatch]], Iterator[pyarrow.RecordBatch]]
 
 SOURCE_NAME = "retail_kafka"
 # The same columns and types as Spark's built-in Kafka source.
@@ -40,9 +54,15 @@ KAFKA_COLUMNS_DDL = (
     "key binary, value binary, topic string, partition int, offset bigint, timestamp timestamp, "
     "timestampType int"
 )
+# What validation appends (`transformations.validate_messages`).
+VALIDATION_COLUMNS_DDL = "event_json string, reason string, error string"
 RESET_COMMAND = "retail stream --reset-checkpoints"
 _ARROW_BATCH_ROWS = 20_000
+_RECORDS_PER_TASK = 5_000
 _READ_TIMEOUT_S = 60.0
+# How long the planner waits for the fetch that finds a partition's real end (see _probe_ends): the
+# broker answers within fetch_max_wait_ms (50) when there is nothing to return.
+_PROBE_TIMEOUT_MS = 100
 
 
 class SourceDataLoss(RuntimeError):
@@ -65,14 +85,36 @@ def data_loss_message(topic: str, partition: int, checkpointed: int, earliest: i
 
 
 @dataclass(frozen=True)
-class KafkaRange(InputPartition):
-    """Everything a worker needs to read one partition's offset range: nothing else is pickled."""
+class KafkaRange:
+    """One partition's offset range ``[start, end)``."""
 
-    bootstrap: str
-    topic: str
     partition: int
     start: int
     end: int
+
+
+@dataclass(frozen=True)
+class KafkaRanges(InputPartition):
+    """Everything a worker needs to read some partitions' offset ranges: nothing else is pickled."""
+
+    bootstrap: str
+    topic: str
+    ranges: tuple[KafkaRange, ...]
+
+
+def pack_ranges(ranges: Sequence[KafkaRange], max_partitions: int) -> list[tuple[KafkaRange, ...]]:
+    """Groups of ranges with about the same number of records each (largest range first into the group
+    with the fewest records), each group in partition order: at most `max_partitions` groups, and no
+    more than one per `_RECORDS_PER_TASK` records (a small batch is one task: it costs less to start)."""
+    records = sum(r.end - r.start for r in ranges)
+    count = min(max_partitions, len(ranges), -(-records // _RECORDS_PER_TASK))
+    groups: list[list[KafkaRange]] = [[] for _ in range(max(1, count))]
+    sizes = [0] * len(groups)
+    for kafka_range in sorted(ranges, key=lambda r: (r.start - r.end, r.partition)):
+        smallest = sizes.index(min(sizes))
+        groups[smallest].append(kafka_range)
+        sizes[smallest] += kafka_range.end - kafka_range.start
+    return [tuple(sorted(group, key=lambda r: r.partition)) for group in groups if group]
 
 
 def _consumer(bootstrap: str):
@@ -116,59 +158,95 @@ def _to_batch(
     )
 
 
-def read_range(part: KafkaRange) -> Iterator[pyarrow.RecordBatch]:
-    """Records ``[start, end)`` of one partition, in offset order; fails rather than return fewer."""
+# One consumer per Python worker process and bootstrap, kept between tasks: Spark reuses its Python
+# workers, and connecting (bootstrap, API version checks) costs more than reading a small range.
+_WORKER_CONSUMERS: dict[str, object] = {}
+
+
+def read_ranges(part: KafkaRanges) -> Iterator[pyarrow.RecordBatch]:
+    """Records ``[start, end)`` of each range, in partition and offset order; fails rather than return
+    fewer."""
+    consumer = _WORKER_CONSUMERS.pop(part.bootstrap, None)
+    if consumer is None:
+        consumer = _consumer(part.bootstrap)
+    try:
+        for kafka_range in part.ranges:
+            yield from _read_range(consumer, part.topic, kafka_range)
+    except BaseException:
+        consumer.close()
+        raise
+    # Only a consumer that finished its reads cleanly is reused.
+    _WORKER_CONSUMERS[part.bootstrap] = consumer
+
+
+def _read_range(consumer, topic: str, part: KafkaRange) -> Iterator[pyarrow.RecordBatch]:
     if part.end <= part.start:
         return
-    consumer = _consumer(part.bootstrap)
-    try:
-        tp = TopicPartition(part.topic, part.partition)
-        consumer.assign([tp])
-        consumer.seek(tp, part.start)
-        keys: list = []
-        values: list = []
-        offsets: list = []
-        timestamps: list = []
-        next_offset = part.start
+    tp = TopicPartition(topic, part.partition)
+    consumer.assign([tp])
+    consumer.seek(tp, part.start)
+    keys: list = []
+    values: list = []
+    offsets: list = []
+    timestamps: list = []
+    next_offset = part.start
+    deadline = time.monotonic() + _READ_TIMEOUT_S
+    while next_offset < part.end:
+        records = consumer.poll(timeout_ms=1000).get(tp, [])
+        if not records:
+            if time.monotonic() > deadline:
+                raise SourceDataLoss(
+                    f"SourceDataLoss: Kafka topic {topic!r} partition {part.partition}: offsets "
+                    f"{next_offset}..{part.end - 1} of a planned batch could not be read within "
+                    f"{_READ_TIMEOUT_S:.0f}s (broker down, or data lost). Restart when the broker is "
+                    f"back; if the data is gone, run `{RESET_COMMAND}`."
+                )
+            continue
         deadline = time.monotonic() + _READ_TIMEOUT_S
-        while next_offset < part.end:
-            records = consumer.poll(timeout_ms=1000).get(tp, [])
-            if not records:
-                if time.monotonic() > deadline:
-                    raise SourceDataLoss(
-                        f"SourceDataLoss: Kafka topic {part.topic!r} partition {part.partition}: offsets "
-                        f"{next_offset}..{part.end - 1} of a planned batch could not be read within "
-                        f"{_READ_TIMEOUT_S:.0f}s (broker down, or data lost). Restart when the broker is "
-                        f"back; if the data is gone, run `{RESET_COMMAND}`."
-                    )
-                continue
-            deadline = time.monotonic() + _READ_TIMEOUT_S
-            for record in records:
-                if record.offset >= part.end:
-                    break
-                keys.append(record.key)
-                values.append(record.value)
-                offsets.append(record.offset)
-                timestamps.append(record.timestamp)
-            # Offsets may have gaps (transaction markers, compaction): continue after the last record.
-            next_offset = records[-1].offset + 1
-            if len(offsets) >= _ARROW_BATCH_ROWS:
-                yield _to_batch(keys, values, offsets, timestamps, part.topic, part.partition)
-                keys, values, offsets, timestamps = [], [], [], []
-        if offsets:
-            yield _to_batch(keys, values, offsets, timestamps, part.topic, part.partition)
-    finally:
-        consumer.close()
+        for record in records:
+            if record.offset >= part.end:
+                break
+            keys.append(record.key)
+            values.append(record.value)
+            offsets.append(record.offset)
+            timestamps.append(record.timestamp)
+        # Offsets may have gaps (transaction markers, compaction): continue after the last record.
+        next_offset = records[-1].offset + 1
+        if len(offsets) >= _ARROW_BATCH_ROWS:
+            yield _to_batch(keys, values, offsets, timestamps, topic, part.partition)
+            keys, values, offsets, timestamps = [], [], [], []
+    if offsets:
+        yield _to_batch(keys, values, offsets, timestamps, topic, part.partition)
+
+
+def warm_up_workers(spark, settings) -> None:
+    """Start one Python worker per task slot, each with the source's and validation's modules imported
+    and a broker connection made: the first micro-batch then runs as fast as the later ones."""
+    bootstrap = settings.bootstrap_servers
+
+    def warm(batches: Iterator[pyarrow.RecordBatch]) -> Iterator[pyarrow.RecordBatch]:
+        import importlib
+
+        importlib.import_module("retail.contracts")
+        source = importlib.import_module("spark.kafka_source")
+        if bootstrap not in source._WORKER_CONSUMERS:
+            source._WORKER_CONSUMERS[bootstrap] = source._consumer(bootstrap)
+        yield from batches
+
+    slots = spark.sparkContext.defaultParallelism
+    spark.range(slots, numPartitions=slots).mapInArrow(warm, "id long").collect()
 
 
 class KafkaStreamReader(DataSourceStreamReader):
     """Plans offset ranges on the driver; `read` runs on the workers and is stateless."""
 
-    def __init__(self, options: Mapping[str, str]) -> None:
+    def __init__(self, options: Mapping[str, str], validate: Validate | None = None) -> None:
         self.bootstrap = options["bootstrap"]
         self.topic = options["topic"]
         limit = options.get("maxRecordsPerBatch")
         self.max_records = int(limit) if limit else None
+        self.max_partitions = int(options.get("maxPartitions") or 1_000_000)
+        self.validate = validate
         self._consumer = None
         self._recent_bounds: tuple[float, tuple[dict[int, int], dict[int, int]]] | None = None
 
@@ -213,7 +291,7 @@ class KafkaStreamReader(DataSourceStreamReader):
         for tp in tps:
             consumer.seek(tp, reported[tp])
         ends = dict(reported)
-        for records in consumer.poll(timeout_ms=200).values():
+        for records in consumer.poll(timeout_ms=_PROBE_TIMEOUT_MS).values():
             for record in records:
                 tp = TopicPartition(record.topic, record.partition)
                 ends[tp] = max(ends[tp], record.offset + 1)
@@ -273,15 +351,20 @@ class KafkaStreamReader(DataSourceStreamReader):
         earliest, latest = recent[1] if recent and time.monotonic() - recent[0] < 2.0 else self._bounds()
         # A restarted query replays its last planned batch: the broker must still hold all of it.
         self._check({p: o for p, o in begin.items() if finish.get(p, o) > o}, earliest, latest)
-        return [
-            KafkaRange(self.bootstrap, self.topic, p, begin.get(p, earliest.get(p, 0)), stop)
+        ranges = [
+            KafkaRange(p, begin.get(p, earliest.get(p, 0)), stop)
             for p, stop in sorted(finish.items())
             if stop > begin.get(p, earliest.get(p, 0))
         ]
+        return [
+            KafkaRanges(self.bootstrap, self.topic, group)
+            for group in pack_ranges(ranges, self.max_partitions)
+        ]
 
     def read(self, partition: InputPartition) -> Iterator[pyarrow.RecordBatch]:
-        assert isinstance(partition, KafkaRange)
-        yield from read_range(partition)
+        assert isinstance(partition, KafkaRanges)
+        records = read_ranges(partition)
+        yield from self.validate(records) if self.validate is not None else records
 
     def commit(self, end: dict) -> None:
         """Offsets live in Spark's checkpoint, not in a consumer group: nothing to do."""
@@ -312,7 +395,8 @@ def admit(begin: dict[int, int], latest: dict[int, int], max_rows: int) -> dict[
 
 
 class KafkaSource(DataSource):
-    """Options: ``bootstrap`` (host:port,...), ``topic``, optional ``maxRecordsPerBatch``."""
+    """Options: ``bootstrap`` (host:port,...), ``topic``, optional ``maxRecordsPerBatch`` and
+    ``maxPartitions`` (input partitions per micro-batch at most)."""
 
     @classmethod
     def name(cls) -> str:
@@ -325,27 +409,64 @@ class KafkaSource(DataSource):
         return KafkaStreamReader(self.options)
 
 
-def kafka_stream(spark, settings, topic: str):
+def validating_source(event_type: EventType, dimensions: Dimensions) -> type[KafkaSource]:
+    """A `KafkaSource` whose records leave validated, with the columns `validate_messages` adds.
+
+    Defined per call so that Spark pickles the class by value with its `dimensions` (which carry the
+    database address): options, being strings, would show it in query plans."""
+
+    class ValidatingKafkaSource(KafkaSource):
+        @classmethod
+        def name(cls) -> str:
+            return f"{SOURCE_NAME}_{event_type}"
+
+        def schema(self) -> str:
+            return f"{KAFKA_COLUMNS_DDL}, {VALIDATION_COLUMNS_DDL}"
+
+        def streamReader(self, schema: StructType) -> DataSourceStreamReader:
+            return KafkaStreamReader(self.options, validate_batches(event_type, dimensions))
+
+    return ValidatingKafkaSource
+
+
+def _builtin_kafka_stream(spark, settings, topic: str) -> DataFrame:
+    return (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.bootstrap_servers)
+        .option("subscribe", topic)
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", "true")
+        .option("maxOffsetsPerTrigger", str(settings.stream_max_records_per_batch))
+        .load()
+        .select("key", "value", "topic", "partition", "offset", "timestamp", "timestampType")
+    )
+
+
+def _python_source_stream(spark, settings, topic: str, source: type[KafkaSource]) -> DataFrame:
+    spark.dataSource.register(source)
+    return (
+        spark.readStream.format(source.name())
+        .option("bootstrap", settings.bootstrap_servers)
+        .option("topic", topic)
+        .option("maxRecordsPerBatch", str(settings.stream_max_records_per_batch))
+        .option("maxPartitions", str(spark.sparkContext.defaultParallelism))
+        .load()
+    )
+
+
+def kafka_stream(spark, settings, topic: str) -> DataFrame:
     """A streaming DataFrame of one topic with Kafka's columns, from whichever source settings pick.
 
     `RETAIL_STREAM_SOURCE=kafka` uses Spark's built-in connector (its jar must be on the classpath, as in
     the docker-compose image); its own `failOnDataLoss` check plays the role of `SourceDataLoss`."""
     if settings.stream_source == "kafka":
-        return (
-            spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", settings.bootstrap_servers)
-            .option("subscribe", topic)
-            .option("startingOffsets", "earliest")
-            .option("failOnDataLoss", "true")
-            .option("maxOffsetsPerTrigger", str(settings.stream_max_records_per_batch))
-            .load()
-            .select("key", "value", "topic", "partition", "offset", "timestamp", "timestampType")
-        )
-    spark.dataSource.register(KafkaSource)
-    return (
-        spark.readStream.format(SOURCE_NAME)
-        .option("bootstrap", settings.bootstrap_servers)
-        .option("topic", topic)
-        .option("maxRecordsPerBatch", str(settings.stream_max_records_per_batch))
-        .load()
-    )
+        return _builtin_kafka_stream(spark, settings, topic)
+    return _python_source_stream(spark, settings, topic, KafkaSource)
+
+
+def validated_stream(spark, settings, topic: str, event_type: EventType, dimensions: Dimensions) -> DataFrame:
+    """`validate_messages(kafka_stream(...))`: Kafka's columns plus `event_json`, `reason`, `error`.
+    The Python source validates while it reads (see the module docstring)."""
+    if settings.stream_source == "kafka":
+        return validate_messages(_builtin_kafka_stream(spark, settings, topic), event_type, dimensions)
+    return _python_source_stream(spark, settings, topic, validating_source(event_type, dimensions))

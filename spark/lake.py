@@ -29,9 +29,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyarrow import fs
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import IntegerType, LongType, StructField, StructType
@@ -39,10 +42,6 @@ from pyspark.sql.types import IntegerType, LongType, StructField, StructType
 from retail.settings import Settings
 from spark.event_schema import REFUND_SCHEMA, TRANSACTION_SCHEMA
 from spark.transformations import with_event_date
-
-if TYPE_CHECKING:
-    import pyarrow as pa
-    from pyarrow import fs
 
 DATASETS = ("transactions", "refunds")
 
@@ -69,8 +68,6 @@ def event_schema(dataset: str) -> StructType:
 
 
 def _filesystem(uri: str) -> tuple[fs.FileSystem, str]:
-    from pyarrow import fs
-
     parts = urlsplit(uri)
     if parts.scheme in ("", "file"):
         return fs.LocalFileSystem(), parts.path if parts.scheme else uri
@@ -95,14 +92,12 @@ class LakeSpool:
 
     def write(self, query_id: str, batch_id: int, events: pa.Table) -> str:
         """Write a batch's valid events; returns the file's path. Same batch, same events: same file."""
-        import pyarrow.parquet as pq
-
         filesystem, folder = self._location()
-        offsets = hashlib.blake2b(digest_size=8)
-        for column in ("kafka_partition", "kafka_offset"):
-            for chunk in events[column].chunks:
-                offsets.update(chunk.to_numpy(zero_copy_only=False).tobytes())
-        name = f"batch-{batch_id:012d}-{query_id}-{offsets.hexdigest()}.parquet"
+        partitions = events["kafka_partition"].to_numpy().astype(np.int64)
+        offsets = events["kafka_offset"].to_numpy().astype(np.int64)
+        order = np.lexsort((offsets, partitions))  # the digest must not depend on the row order
+        digest = hashlib.blake2b(partitions[order].tobytes() + offsets[order].tobytes(), digest_size=8)
+        name = f"batch-{batch_id:012d}-{query_id}-{digest.hexdigest()}.parquet"
         # Spark's file source skips names starting with "." while they are written.
         hidden = f"{folder}/.{name}.tmp"
         with filesystem.open_output_stream(hidden) as out:
@@ -126,7 +121,9 @@ def start_lake_query(
         .parquet(spool)
     )
     writer = (
+        # One task: a file per date and lake batch, and the other cores stay free for the raw queries.
         with_event_date(events)
+        .coalesce(1)
         .writeStream.format("parquet")
         .queryName(query_name)
         .outputMode("append")

@@ -17,7 +17,8 @@ aggregated. Before the transaction commits, the batch's valid events are handed 
 (`spark.lake.LakeSpool`), under a name that a replay of the same batch reproduces.
 
 Bulk path: each batch becomes Arrow on the driver once (``toArrow`` of
-`transformations.parsed_or_rejected`: one Spark job reads, validates and parses it); every output is
+`transformations.parsed_or_rejected` of the validated messages: one Spark job reads, validates and
+parses it); every output is
 derived from that table with pyarrow (`spark.arrow_rows`), written as CSV into memory and streamed with
 ``COPY FROM STDIN`` into temporary tables, then ``insert ... select ... on conflict do nothing`` moves it
 into the raw tables. Batches are bounded by ``RETAIL_STREAM_MAX_RECORDS_PER_BATCH``, which bounds the
@@ -41,8 +42,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from spark.arrow_rows import SplitBatch, basket_rows, item_rows, refund_rows, split_batch
 from spark.lake import LakeSpool
-from spark.transformations import WATERMARK_DELAY_S, parsed_or_rejected, validate_messages
-from spark.validation import Dimensions, EventType
+from spark.transformations import WATERMARK_DELAY_S, parsed_or_rejected
+from spark.validation import EventType
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ _CSV = pacsv.WriteOptions(include_header=False)
 # The UTC minute of an event: its 1-minute window's start.
 _MINUTE = "date_trunc('minute', event_ts, 'UTC')"
 # Rows that still count in the metrics, given `_advance_watermark`'s late cut-off.
-_ON_TIME = f"(%(cutoff)s::timestamptz is null or {_MINUTE} + interval '1 minute' > %(cutoff)s)"
+_ON_TIME = f"(%(cutoff)s::timestamptz is null or {_MINUTE} + interval '1 minute' > %(cutoff)s::timestamptz)"
 
 
 def copy_arrow(cursor: psycopg.Cursor, table: str, data: pa.Table) -> None:
@@ -98,9 +99,18 @@ class _CommittingSink:
     _conn: psycopg.Connection | None = field(default=None, init=False, repr=False)
     _query_id: str | None = field(default=None, init=False)
 
+    # (name, like table) of the temporary tables the sink's batches COPY into: created once per
+    # connection, emptied by each commit.
+    temp_tables: tuple[tuple[str, str], ...] = ()
+
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = psycopg.connect(self.dsn, connect_timeout=10)
+            with self._conn.transaction():
+                for name, like in self.temp_tables:
+                    self._conn.execute(
+                        f"create temp table {name} (like {like} including defaults) on commit delete rows"
+                    )
         return self._conn
 
     def commit(
@@ -165,36 +175,41 @@ def _write_dead_letters(cursor: psycopg.Cursor, rows: pa.Table) -> int:
     return rows.num_rows
 
 
-def _advance_watermark(
-    cursor: psycopg.Cursor, topic: str, inserted_table: str, batch_max: object
-) -> object | None:
-    """Count this batch's newly inserted late events per minute, advance the shared watermark, and
-    return the late cut-off (None before the first batch): a row is late when its 1-minute window
-    ended at or before it.
+def _lock_watermark(cursor: psycopg.Cursor) -> object | None:
+    """Lock the shared watermark for this transaction and return the late cut-off (None before the
+    first batch): a row is late when its 1-minute window ended at or before it.
 
     Late = the event's window ended at or before (max event time of earlier batches - 5 min), the rule
-    Spark's windowed aggregation uses to drop input rows. The row lock on the watermark also orders the
-    two sinks' metric upserts (each takes it before touching speed.product_metrics_minute)."""
+    Spark's windowed aggregation uses to drop input rows. Both sinks take this lock first, so their
+    transactions touch ops.late_events and speed.product_metrics_minute one after the other."""
     row = cursor.execute(
         "select max_event_ts - make_interval(secs => %s) from ops.stream_watermarks"
         " where watermark_name = %s for update",
         (WATERMARK_DELAY_S, WATERMARK_NAME),
     ).fetchone()
-    cutoff = row[0] if row is not None else None
-    if cutoff is not None:
-        cursor.execute(
-            f"""insert into ops.late_events (event_minute, topic, late_events, max_lateness)
-                select {_MINUTE}, %(topic)s, count(*),
-                       max(%(cutoff)s + make_interval(secs => %(delay)s) - event_ts)
-                from {inserted_table}
-                where {_MINUTE} + interval '1 minute' <= %(cutoff)s
-                group by 1
-                on conflict (event_minute, topic) do update set
-                    late_events = ops.late_events.late_events + excluded.late_events,
-                    max_lateness = greatest(ops.late_events.max_lateness, excluded.max_lateness),
-                    updated_at = now()""",
-            {"topic": topic, "cutoff": cutoff, "delay": WATERMARK_DELAY_S},
-        )
+    return row[0] if row is not None else None
+
+
+def _late_counts(topic: str) -> str:
+    """Statement over a CTE `inserted` (the rows a raw insert added, with event_ts): count its late rows
+    per event minute into ops.late_events. Parameter: cutoff."""
+    return f"""insert into ops.late_events (event_minute, topic, late_events, max_lateness)
+        select {_MINUTE}, {_literal(topic)}, count(*),
+               max(%(cutoff)s::timestamptz + make_interval(secs => {WATERMARK_DELAY_S}) - event_ts)
+        from inserted
+        where {_MINUTE} + interval '1 minute' <= %(cutoff)s::timestamptz
+        group by 1
+        on conflict (event_minute, topic) do update set
+            late_events = ops.late_events.late_events + excluded.late_events,
+            max_lateness = greatest(ops.late_events.max_lateness, excluded.max_lateness),
+            updated_at = now()"""
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _advance_watermark(cursor: psycopg.Cursor, batch_max: object) -> None:
     if batch_max is not None:
         cursor.execute(
             """insert into ops.stream_watermarks (watermark_name, max_event_ts) values (%s, %s)
@@ -203,23 +218,20 @@ def _advance_watermark(
                    updated_at = now()""",
             (WATERMARK_NAME, batch_max),
         )
-    return cutoff
 
 
 @dataclass
 class _RawSink(_CommittingSink):
-    """One topic's query: validates and parses each batch in one Spark job, then writes everything."""
+    """One topic's query: its batch (validated messages) is parsed and converted in one Spark job, then
+    every output is written."""
 
-    dimensions: Dimensions | None = None
     topic: str = ""
     # Where the lake query of this topic picks up the valid events (None: not handed to a lake).
     spool: LakeSpool | None = None
     event_type: EventType = "transaction"
 
     def _split(self, batch_df: DataFrame) -> SplitBatch:
-        assert self.dimensions is not None
-        validated = validate_messages(batch_df, self.event_type, self.dimensions)
-        return split_batch(parsed_or_rejected(validated, self.event_type).toArrow())
+        return split_batch(parsed_or_rejected(batch_df, self.event_type).toArrow())
 
     def _hand_to_lake(self, batch_id: int, events: pa.Table) -> None:
         if self.spool is not None and events.num_rows:
@@ -235,6 +247,10 @@ class RawTransactionsSink(_RawSink):
 
     topic: str = "transactions"
     event_type: EventType = "transaction"
+    temp_tables: tuple[tuple[str, str], ...] = (
+        ("tmp_transactions", "raw.transactions"),
+        ("tmp_items", "raw.transaction_items"),
+    )
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         started = time.perf_counter()
@@ -246,44 +262,35 @@ class RawTransactionsSink(_RawSink):
 
         def write(cursor: psycopg.Cursor) -> BatchResult:
             self._hand_to_lake(batch_id, batch.events)
-            cursor.execute(
-                "create temp table tmp_transactions (like raw.transactions including defaults)"
-                " on commit drop;"
-                "create temp table tmp_items (like raw.transaction_items including defaults) on commit drop;"
-                "create temp table tmp_new_transactions (event_ts timestamptz) on commit drop;"
-                "create temp table tmp_new_items (transaction_id text, product_id text, quantity integer,"
-                " unit_price numeric(12, 2), discount numeric(12, 2), event_ts timestamptz) on commit drop"
-            )
+            cutoff = _lock_watermark(cursor)
             copy_arrow(cursor, "tmp_transactions", baskets)
             copy_arrow(cursor, "tmp_items", items)
             cursor.execute(
-                """with inserted as (
-                       insert into raw.transactions (transaction_id, event_id, event_ts, store_id,
-                           customer_id, channel, payment_method, line_count, schema_version,
-                           kafka_partition, kafka_offset)
-                       select transaction_id, event_id, event_ts, store_id, customer_id, channel,
-                           payment_method, line_count, schema_version, kafka_partition, kafka_offset
-                       from tmp_transactions on conflict do nothing
-                       returning event_ts)
-                   insert into tmp_new_transactions select event_ts from inserted"""
+                f"""with inserted as (
+                        insert into raw.transactions (transaction_id, event_id, event_ts, store_id,
+                            customer_id, channel, payment_method, line_count, schema_version,
+                            kafka_partition, kafka_offset)
+                        select transaction_id, event_id, event_ts, store_id, customer_id, channel,
+                            payment_method, line_count, schema_version, kafka_partition, kafka_offset
+                        from tmp_transactions on conflict do nothing
+                        returning event_ts)
+                    {_late_counts(self.topic)}""",
+                {"cutoff": cutoff},
             )
+            # Metrics from the lines this insert added: a repeated event adds nothing.
             cursor.execute(
-                """with inserted as (
-                       insert into raw.transaction_items (transaction_id, line_number, product_id,
-                           quantity, unit_price, discount, event_ts, store_id)
-                       select transaction_id, line_number, product_id, quantity, unit_price, discount,
-                           event_ts, store_id
-                       from tmp_items on conflict do nothing
-                       returning transaction_id, product_id, quantity, unit_price, discount, event_ts)
-                   insert into tmp_new_items select * from inserted"""
-            )
-            cutoff = _advance_watermark(cursor, self.topic, "tmp_new_transactions", batch_max)
-            cursor.execute(
-                f"""insert into speed.product_metrics_minute as m (window_start, product_id, units,
+                f"""with inserted as (
+                        insert into raw.transaction_items (transaction_id, line_number, product_id,
+                            quantity, unit_price, discount, event_ts, store_id)
+                        select transaction_id, line_number, product_id, quantity, unit_price, discount,
+                            event_ts, store_id
+                        from tmp_items on conflict do nothing
+                        returning transaction_id, product_id, quantity, unit_price, discount, event_ts)
+                    insert into speed.product_metrics_minute as m (window_start, product_id, units,
                         gross_revenue, discount, transactions)
                     select {_MINUTE}, product_id, sum(quantity), sum(quantity * unit_price), sum(discount),
                         count(distinct transaction_id)
-                    from tmp_new_items where {_ON_TIME}
+                    from inserted where {_ON_TIME}
                     group by 1, 2 order by 1, 2
                     on conflict (window_start, product_id) do update set
                         units = m.units + excluded.units,
@@ -293,6 +300,7 @@ class RawTransactionsSink(_RawSink):
                         updated_at = now()""",
                 {"cutoff": cutoff},
             )
+            _advance_watermark(cursor, batch_max)
             dead = _write_dead_letters(cursor, batch.dead_letters)
             return BatchResult(rows_written=baskets.num_rows + items.num_rows, dead_letters=dead)
 
@@ -316,6 +324,7 @@ class RawRefundsSink(_RawSink):
 
     topic: str = "refunds"
     event_type: EventType = "refund"
+    temp_tables: tuple[tuple[str, str], ...] = (("tmp_refunds", "raw.refunds"),)
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         batch = self._split(batch_df)
@@ -324,28 +333,23 @@ class RawRefundsSink(_RawSink):
 
         def write(cursor: psycopg.Cursor) -> BatchResult:
             self._hand_to_lake(batch_id, batch.events)
-            cursor.execute(
-                "create temp table tmp_refunds (like raw.refunds including defaults) on commit drop;"
-                "create temp table tmp_new_refunds (product_id text, amount numeric(12, 2),"
-                " event_ts timestamptz) on commit drop"
-            )
+            cutoff = _lock_watermark(cursor)
             copy_arrow(cursor, "tmp_refunds", refunds)
+            # Late counts and metrics from the refunds this insert added: a repeated event adds nothing.
             cursor.execute(
-                """with inserted as (
-                       insert into raw.refunds (refund_id, event_id, transaction_id, product_id, quantity,
-                           amount, reason, event_ts, schema_version, kafka_partition, kafka_offset)
-                       select refund_id, event_id, transaction_id, product_id, quantity, amount, reason,
-                           event_ts, schema_version, kafka_partition, kafka_offset
-                       from tmp_refunds on conflict do nothing
-                       returning product_id, amount, event_ts)
-                   insert into tmp_new_refunds select * from inserted"""
-            )
-            cutoff = _advance_watermark(cursor, self.topic, "tmp_new_refunds", batch_max)
-            cursor.execute(
-                f"""insert into speed.product_metrics_minute as m (window_start, product_id, refunds,
+                f"""with inserted as (
+                        insert into raw.refunds (refund_id, event_id, transaction_id, product_id,
+                            quantity, amount, reason, event_ts, schema_version, kafka_partition,
+                            kafka_offset)
+                        select refund_id, event_id, transaction_id, product_id, quantity, amount,
+                            reason, event_ts, schema_version, kafka_partition, kafka_offset
+                        from tmp_refunds on conflict do nothing
+                        returning product_id, amount, event_ts),
+                    late as ({_late_counts(self.topic)})
+                    insert into speed.product_metrics_minute as m (window_start, product_id, refunds,
                         refund_amount)
                     select {_MINUTE}, product_id, count(*), sum(amount)
-                    from tmp_new_refunds where {_ON_TIME}
+                    from inserted where {_ON_TIME}
                     group by 1, 2 order by 1, 2
                     on conflict (window_start, product_id) do update set
                         refunds = m.refunds + excluded.refunds,
@@ -353,6 +357,7 @@ class RawRefundsSink(_RawSink):
                         updated_at = now()""",
                 {"cutoff": cutoff},
             )
+            _advance_watermark(cursor, batch_max)
             dead = _write_dead_letters(cursor, batch.dead_letters)
             return BatchResult(rows_written=refunds.num_rows, dead_letters=dead)
 

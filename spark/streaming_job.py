@@ -41,7 +41,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from retail.settings import Settings, get_settings
-from spark.kafka_source import kafka_stream
+from spark.kafka_source import validated_stream, warm_up_workers
 from spark.lake import DATASETS, LakeSpool, dataset_path, spool_path, start_lake_query
 from spark.postgres_sink import RawRefundsSink, RawTransactionsSink
 from spark.progress_listener import ProgressRecorder
@@ -104,6 +104,8 @@ def start_queries(
     dimensions = PostgresDimensions(settings.writer_dsn, settings.stream_dimension_refresh_s)
     trigger_s = settings.stream_trigger_s
     queries: list[StreamingQuery] = []
+    if settings.stream_source == "python" and {RAW_TRANSACTIONS, RAW_REFUNDS} & set(names):
+        warm_up_workers(spark, settings)
     raw_queries = (
         (RAW_TRANSACTIONS, RawTransactionsSink, settings.transactions_topic, "transactions"),
         (RAW_REFUNDS, RawRefundsSink, settings.refunds_topic, "refunds"),
@@ -115,13 +117,12 @@ def start_queries(
             settings.writer_dsn,
             name,
             checkpoint=checkpoint(settings, name),
-            dimensions=dimensions,
             topic=topic,
             # Handed over even when the lake query is not running now: it picks the files up later.
             spool=LakeSpool(spool_path(settings, dataset)),
         )
         writer = (
-            kafka_stream(spark, settings, topic)
+            validated_stream(spark, settings, topic, sink.event_type, dimensions)
             .writeStream.queryName(name)
             .foreachBatch(sink)
             .option("checkpointLocation", checkpoint(settings, name))
