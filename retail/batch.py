@@ -116,7 +116,7 @@ def marts_task_group(group_id: str, settings: Settings, *, full_refresh: bool = 
     credential is written into the DAG; `dbt ls` at parse time uses Cosmos's mock profile and is cached.
     """
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-    from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+    from cosmos.constants import InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
     from cosmos.profiles import PostgresUserPasswordProfileMapping
 
     from retail.stack.airflow import POSTGRES_CONN_ID
@@ -140,11 +140,17 @@ def marts_task_group(group_id: str, settings: Settings, *, full_refresh: bool = 
             ),
         ),
         # dbt runs in the task's own process (dbtRunner), from this venv: no executable path to find.
-        execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
+        # A model's test task runs only the tests on that model alone (cautious); tests spanning models
+        # (relationships) become tasks of their own after all their models were built.
+        execution_config=ExecutionConfig(
+            invocation_mode=InvocationMode.DBT_RUNNER,
+            test_indirect_selection=TestIndirectSelection.CAUTIOUS,
+        ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_LS,
             invocation_mode=InvocationMode.DBT_RUNNER,
             test_behavior=TestBehavior.AFTER_EACH,
+            should_detach_multiple_parents_tests=True,
         ),
         operator_args=operator_args,
     )

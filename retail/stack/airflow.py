@@ -106,6 +106,8 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "3",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "5",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.airflow_home / "logs"),
+        # No internet on the platform's machines: Cosmos must not try to send usage metrics.
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         # The platform's connections (retail_postgres, retail_spark) come from a 0600 file: `connections`.
         "AIRFLOW__SECRETS__BACKEND": "airflow.secrets.local_filesystem.LocalFilesystemBackend",
         "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps(
