@@ -75,6 +75,8 @@ def mine_rules(
         return_metrics=["support", "confidence", "lift", "leverage", "conviction"],
     )
     rules = rules[rules["lift"] > 1].copy()
+    if rules.empty:  # itemsets, but no rule reached the confidence and lift thresholds
+        return pd.DataFrame(columns=RULE_COLUMNS), n_baskets
     return _ranked(rules, names, n_baskets), n_baskets
 
 

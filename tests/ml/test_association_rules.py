@@ -149,3 +149,18 @@ def test_one_hot_is_sparse_and_tiny_inputs_are_refused() -> None:
             min_confidence=0.1,
             max_len=2,
         )
+
+
+def test_no_rule_above_the_thresholds_is_an_empty_result() -> None:
+    """Pairs are frequent but no rule is confident enough: an empty rule set, not an error."""
+    items = pd.DataFrame(
+        {
+            "transaction_id": ["T1", "T1", "T2", "T3", "T4", "T5"],
+            "product_id": ["A", "B", "A", "B", "A", "B"],
+        }
+    )
+    rules, baskets = mine_rules(
+        items, {}, algorithm="fpgrowth", min_support=0.1, min_confidence=0.9, max_len=2
+    )
+    assert baskets == 5
+    assert rules.empty
