@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -34,6 +35,7 @@ from retail.stack import airflow, stack
 from retail.stack.errors import StackError
 from retail.stack.secrets import ensure_secrets
 from retail.stack.supervisor import log_path, tail
+from spark.cli import batch as batch_command
 from spark.cli import dlq_app
 from spark.cli import stream as stream_command
 
@@ -42,6 +44,7 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(produce_app, name="produce", help="Produce events into Kafka: live, backfill, replay.")
 app.command("stream")(stream_command)
+app.command("batch")(batch_command)
 app.add_typer(ml_app, name="ml", help="ML jobs: RFM + K-Means segments, association rules.")
 app.add_typer(dlq_app, name="dlq", help="Dead-lettered events: list them, replay the fixable ones.")
 
@@ -110,8 +113,25 @@ def demo() -> None:
     typer.echo(f"Speed layer landed {landed:,} of {expected:,} demo baskets in raw.transactions.")
 
     from ml.jobs import run_all
+    from retail.batch import closing_cutoff
     from retail.dbt import run_dbt
+    from spark import batch_job
 
+    # What retail_batch does every hour, over the whole demo history at once.
+    now = datetime.now(UTC)
+    first_hour = batch_job.floor_hour(now - timedelta(days=current.demo_days + 1))
+    hours = batch_job.HourRange(first_hour, closing_cutoff(current, now))
+    typer.echo(f"Batch layer: recomputing {len(hours.hours())} closed hours from the lake (Spark) ...")
+    for attempt in range(12):  # the lake's file sink commits every RETAIL_STREAM_LAKE_TRIGGER_S
+        try:
+            result = batch_job.recompute_hours(current, hours)
+            break
+        except batch_job.BatchJobError as error:
+            if attempt == 11:
+                raise StackError(str(error)) from None
+            typer.echo(f"  waiting for the lake: {error}")
+            time.sleep(10)
+    typer.echo(f"  {result.windows:,} product-minute windows, {result.hours} hours closed")
     typer.echo("Building the marts (dbt build) ...")
     if not run_dbt(current, ["build", "--quiet"]).success:
         raise StackError("dbt build failed on the demo data; see .retail/dbt/logs/dbt.log")

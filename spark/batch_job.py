@@ -118,11 +118,8 @@ def recompute(spark: SparkSession, settings: Settings, hours: HourRange) -> Data
     """The minute metrics of the range, as the stream computes them but from every event in the lake."""
     transactions = _read_dataset(spark, settings, "transactions", hours)
     refunds = _read_dataset(spark, settings, "refunds", hours)
-    if transactions is None and _raw_has_events(settings, hours):
-        raise BatchJobError(
-            f"no lake dataset at {dataset_path(settings, 'transactions')} but raw.transactions has events "
-            "in the range; point RETAIL_LAKE_URI at the stream's lake (see `retail status`)"
-        )
+    for name, events in (("transactions", transactions), ("refunds", refunds)):
+        _check_lake_complete(settings, name, hours, 0 if events is None else events.count())
     empty_transactions = spark.createDataFrame([], _lake_schema(spark, "transactions"))
     empty_refunds = spark.createDataFrame([], _lake_schema(spark, "refunds"))
     items = explode_items(transactions if transactions is not None else empty_transactions)
@@ -137,13 +134,22 @@ def _lake_schema(spark: SparkSession, name: str):
     return parse(spark.createDataFrame([], "event_json string, partition int, offset long")).schema
 
 
-def _raw_has_events(settings: Settings, hours: HourRange) -> bool:
+def _check_lake_complete(settings: Settings, dataset: str, hours: HourRange, lake_events: int) -> None:
+    """Refuse to close hours the lake holds fewer events of than the raw table (the same validated events
+    reach both): the stream's lake queries are behind, or RETAIL_LAKE_URI points elsewhere."""
     with psycopg.connect(settings.writer_dsn) as conn:
         row = conn.execute(
-            "select exists (select 1 from raw.transactions where event_ts >= %s and event_ts < %s)",
+            f"select count(*) from raw.{dataset} where event_ts >= %s and event_ts < %s",
             (hours.start, hours.end),
         ).fetchone()
-    return bool(row and row[0])
+    raw_events = int(row[0]) if row else 0
+    if lake_events < raw_events:
+        raise BatchJobError(
+            f"the lake has {lake_events} {dataset} events in {hours.start:%Y-%m-%d %H:%M}.."
+            f"{hours.end:%Y-%m-%d %H:%M} UTC but raw.{dataset} has {raw_events}: the stream's lake queries "
+            f"are behind (retry later) or RETAIL_LAKE_URI ({dataset_path(settings, dataset)}) is not the "
+            "stream's lake"
+        )
 
 
 def publish(settings: Settings, hours: HourRange, metrics: DataFrame, run_id: str) -> BatchResult:
@@ -218,9 +224,18 @@ def parse_args(argv: list[str], settings: Settings) -> tuple[HourRange, str | No
     return closed_hours(settings, args.as_of or datetime.now(UTC)), args.run_id
 
 
-def main(argv: list[str] | None = None) -> int:
+def recompute_hours(settings: Settings, hours: HourRange, run_id: str | None = None) -> BatchResult:
+    """One recompute in a Spark session of its own (started and stopped here)."""
     from spark.session import spark_session
 
+    spark = spark_session(settings, "retail-batch-recompute", ui=False)
+    try:
+        return run(spark, settings, hours, run_id)
+    finally:
+        spark.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     try:
@@ -228,14 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     except BatchJobError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    spark = spark_session(settings, "retail-batch-recompute", ui=False)
     try:
-        result = run(spark, settings, hours, run_id)
+        result = recompute_hours(settings, hours, run_id)
     except BatchJobError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    finally:
-        spark.stop()
     print(
         f"recomputed {result.hours} hours {hours.start:%Y-%m-%d %H:%M} .. {hours.end:%Y-%m-%d %H:%M} UTC: "
         f"{result.windows} windows, {result.inserted} inserted, {result.updated} updated, "

@@ -1,6 +1,7 @@
 """Command line of the speed layer, mounted by `retail.cli`:
 
     retail stream [--reset-checkpoints]
+    retail batch [--start HOUR --end HOUR]
     retail dlq list [--reason R] [--limit N]
     retail dlq replay --reason R [--limit N]
 
@@ -55,6 +56,20 @@ def stream(
     except (SettingsError, DatabaseUnavailable, streaming_job.StreamFailed) as error:
         raise _fail(error) from None
     raise typer.Exit(code)
+
+
+@app.command()
+def batch(
+    start: Annotated[
+        str | None, typer.Option(help="First hour to recompute, UTC (e.g. 2026-11-24T09:00Z).")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="Hour after the last one to recompute.")] = None,
+) -> None:
+    """Recompute minute metrics of closed hours from the lake (retail_batch's Spark step), by hand."""
+    from spark import batch_job  # imports pyspark: only when this command runs
+
+    args = [*(["--start", start] if start else []), *(["--end", end] if end else [])]
+    raise typer.Exit(batch_job.main(args))
 
 
 @dlq_app.command("list")
