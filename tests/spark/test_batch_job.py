@@ -170,7 +170,9 @@ def test_missing_lake_with_raw_events_refuses_to_close_hours(
             (START + timedelta(minutes=1),),
         )
         try:
-            with pytest.raises(batch_job.BatchJobError, match="the lake has 0 transactions events .* but raw.transactions has 1"):
+            with pytest.raises(
+                batch_job.BatchJobError, match=r"lake has 0 transactions events .* raw\.transactions has 1"
+            ):
                 batch_job.run(spark, lake_settings, HOURS)
         finally:
             conn.execute("delete from raw.transactions where transaction_id = 'T-batch-missing-lake'")
