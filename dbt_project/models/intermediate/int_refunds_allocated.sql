@@ -80,12 +80,15 @@ refunded_lines as (
         lines.ingested_at
 
     from lines
-    where exists (
-        select 1
-        from selected_refunds as refunds
-        where refunds.transaction_id = lines.transaction_id
-            and refunds.product_id = lines.product_id
-    )
+    -- `= any(array(...))`: Postgres plans for a short list and takes the key index, where `in (select ...)` on
+    -- a CTE gets a guessed size and scans the whole table.
+    where lines.transaction_id = any(array(select refunds.transaction_id from selected_refunds as refunds))
+        and exists (
+            select 1
+            from selected_refunds as refunds
+            where refunds.transaction_id = lines.transaction_id
+                and refunds.product_id = lines.product_id
+        )
 
 ),
 

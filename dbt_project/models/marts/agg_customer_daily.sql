@@ -25,13 +25,8 @@ refunds as (
 
 ),
 
-{% set cutoff = incremental_cutoff() %}
-
-changed_days as (
-
-    {{ changed_activity_days(cutoff) }}
-
-),
+{#- The days with new lines or refunds, read as a list before the query runs (macros/date_list.sql). -#}
+{% set changed_days = date_list(changed_activity_days(incremental_cutoff())) if is_incremental() else none %}
 
 daily_purchases as (
 
@@ -49,7 +44,7 @@ daily_purchases as (
     from sales
     where sales.customer_id is not null
     {% if is_incremental() %}
-        and sales.sale_date in (select changed_days.activity_date from changed_days)
+        and sales.sale_date in {{ changed_days }}
     {% endif %}
     group by sales.customer_id, sales.sale_date
 
@@ -66,7 +61,7 @@ daily_refunds as (
     from refunds
     where refunds.customer_id is not null
     {% if is_incremental() %}
-        and refunds.refund_date in (select changed_days.activity_date from changed_days)
+        and refunds.refund_date in {{ changed_days }}
     {% endif %}
     group by refunds.customer_id, refunds.refund_date
 

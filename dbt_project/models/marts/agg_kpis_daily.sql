@@ -32,21 +32,24 @@ refunds as (
 
 ),
 
-{% set cutoff = incremental_cutoff() %}
-
-changed_days as (
-
-    {{ changed_activity_days(cutoff) }}
-
-),
+{#- The days with new lines or refunds and the calendar days the table does not hold yet, read as a
+    list before the query runs (macros/date_list.sql). -#}
+{% if is_incremental() %}
+{% set selected_days_query %}
+    select calendar.date_day
+    from {{ ref('dim_date') }} as calendar
+    where calendar.date_day in ({{ changed_activity_days(incremental_cutoff()) }})
+        or calendar.date_day not in (select existing.activity_date from {{ this }} as existing)
+{% endset %}
+{% set selected_day_list = date_list(selected_days_query) %}
+{% endif %}
 
 selected_days as (
 
     select calendar.date_day
     from calendar
     {% if is_incremental() %}
-    where calendar.date_day in (select changed_days.activity_date from changed_days)
-        or calendar.date_day not in (select existing.activity_date from {{ this }} as existing)
+    where calendar.date_day in {{ selected_day_list }}
     {% endif %}
 
 ),
@@ -65,7 +68,7 @@ daily_sales as (
 
     from sales
     {% if is_incremental() %}
-    where sales.sale_date in (select selected_days.date_day from selected_days)
+    where sales.sale_date in {{ selected_day_list }}
     {% endif %}
     group by sales.sale_date
 
@@ -82,7 +85,7 @@ daily_refunds as (
     from refunds
     where refunds.has_basket
     {% if is_incremental() %}
-        and refunds.refund_date in (select selected_days.date_day from selected_days)
+        and refunds.refund_date in {{ selected_day_list }}
     {% endif %}
     group by refunds.refund_date
 

@@ -26,13 +26,8 @@ refunds as (
 
 ),
 
-{% set cutoff = incremental_cutoff() %}
-
-changed_days as (
-
-    {{ changed_activity_days(cutoff) }}
-
-),
+{#- The days with new lines or refunds, read as a list before the query runs (macros/date_list.sql). -#}
+{% set changed_days = date_list(changed_activity_days(incremental_cutoff())) if is_incremental() else none %}
 
 daily_sales as (
 
@@ -48,7 +43,7 @@ daily_sales as (
 
     from sales
     {% if is_incremental() %}
-    where sales.sale_date in (select changed_days.activity_date from changed_days)
+    where sales.sale_date in {{ changed_days }}
     {% endif %}
     group by sales.sale_date, sales.store_id, sales.product_id
 
@@ -67,7 +62,7 @@ daily_refunds as (
     from refunds
     where refunds.has_basket
     {% if is_incremental() %}
-        and refunds.refund_date in (select changed_days.activity_date from changed_days)
+        and refunds.refund_date in {{ changed_days }}
     {% endif %}
     group by refunds.refund_date, refunds.store_id, refunds.product_id
 

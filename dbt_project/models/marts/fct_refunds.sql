@@ -47,7 +47,20 @@ selected_refunds as (
     select refunds.*
     from refunds
     {% if is_incremental() %}
-    where refunds.transaction_id in (select changed_transactions.transaction_id from changed_transactions)
+    -- `= any(array(...))`: Postgres plans for a short list and takes the key index, where `in (select ...)` on
+    -- a CTE gets a guessed size and scans the whole table.
+    where refunds.transaction_id = any(array(select changed_transactions.transaction_id from changed_transactions))
+    {% endif %}
+
+),
+
+-- The baskets and allocations of the selected refunds only: they belong to the same changed baskets.
+selected_transactions as (
+
+    select transactions.*
+    from transactions
+    {% if is_incremental() %}
+    where transactions.transaction_id = any(array(select changed_transactions.transaction_id from changed_transactions))
     {% endif %}
 
 ),
@@ -59,6 +72,11 @@ allocated_per_refund as (
         sum(refund_allocations.allocated_amount) as allocated_amount
 
     from refund_allocations
+    {% if is_incremental() %}
+    where refund_allocations.transaction_id = any(
+        array(select changed_transactions.transaction_id from changed_transactions)
+    )
+    {% endif %}
     group by refund_allocations.refund_id
 
 ),
@@ -85,7 +103,7 @@ final as (
         greatest(selected_refunds.ingested_at, transactions.ingested_at) as last_ingested_at
 
     from selected_refunds
-    left join transactions
+    left join selected_transactions as transactions
         on selected_refunds.transaction_id = transactions.transaction_id
     left join allocated_per_refund
         on selected_refunds.refund_id = allocated_per_refund.refund_id

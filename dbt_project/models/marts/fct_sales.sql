@@ -59,7 +59,9 @@ selected_lines as (
     select lines.*
     from lines
     {% if is_incremental() %}
-    where lines.transaction_id in (select changed_transactions.transaction_id from changed_transactions)
+    -- `= any(array(...))`: Postgres plans for a short list and takes the key index, where `in (select ...)` on
+    -- a CTE gets a guessed size and scans the whole table.
+    where lines.transaction_id = any(array(select changed_transactions.transaction_id from changed_transactions))
     {% endif %}
 
 ),

@@ -64,7 +64,9 @@ selected_speed_metrics as (
     select speed_metrics.*
     from speed_metrics
     {% if is_incremental() %}
-    where speed_metrics.window_start in (select changed_windows.window_start from changed_windows)
+    -- `= any(array(...))`: Postgres plans for a short list and takes the key index, where `in (select ...)` on
+    -- a CTE gets a guessed size and scans the whole table.
+    where speed_metrics.window_start = any(array(select changed_windows.window_start from changed_windows))
     {% endif %}
 
 ),
@@ -74,7 +76,7 @@ selected_batch_metrics as (
     select batch_metrics.*
     from batch_metrics
     {% if is_incremental() %}
-    where batch_metrics.window_start in (select changed_windows.window_start from changed_windows)
+    where batch_metrics.window_start = any(array(select changed_windows.window_start from changed_windows))
     {% endif %}
 
 ),
