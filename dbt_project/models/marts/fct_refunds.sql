@@ -73,9 +73,8 @@ allocated_per_refund as (
 
     from refund_allocations
     {% if is_incremental() %}
-    where refund_allocations.transaction_id = any(
-        array(select changed_transactions.transaction_id from changed_transactions)
-    )
+    -- A small table without an index on the basket: a hashed semi-join, not `= any(array(...))`.
+    where refund_allocations.transaction_id in (select changed_transactions.transaction_id from changed_transactions)
     {% endif %}
     group by refund_allocations.refund_id
 
