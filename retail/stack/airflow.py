@@ -108,11 +108,6 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.airflow_home / "logs"),
         # No internet on the platform's machines: Cosmos must not try to send usage metrics.
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
-        # The platform's connections (retail_postgres, retail_spark) come from a 0600 file: `connections`.
-        "AIRFLOW__SECRETS__BACKEND": "airflow.secrets.local_filesystem.LocalFilesystemBackend",
-        "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps(
-            {"connections_file_path": str(settings.airflow_home / CONNECTIONS_FILE_NAME)}
-        ),
     }
 
 
@@ -142,6 +137,12 @@ def _secret_config(settings: Settings) -> str:
         f"secret_key = {key}",
         "[api_auth]",
         f"jwt_secret = {jwt_secret}",
+        # The platform's connections (retail_postgres, retail_spark) come from a 0600 file: `connections`.
+        # (Here rather than in supervisord's environment, whose quoting cannot carry JSON.)
+        "[secrets]",
+        "backend = airflow.secrets.local_filesystem.LocalFilesystemBackend",
+        "backend_kwargs = "
+        + json.dumps({"connections_file_path": str(settings.airflow_home / CONNECTIONS_FILE_NAME)}),
     ]
     # configparser interpolates %(...)s: a literal percent sign (URL-quoted password) must be doubled.
     return "\n".join(line.replace("%", "%%") for line in lines) + "\n"

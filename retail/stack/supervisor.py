@@ -48,6 +48,8 @@ def log_path(settings: Settings, name: str) -> Path:
 
 def _quote(value: str) -> str:
     # supervisord expands %(name)s in values: a literal percent sign must be doubled.
+    if '"' in value:  # its key=value parser cannot escape a quote: fail here, not in supervisord
+        raise StackError(f"a supervised service's environment value contains a double quote: {value!r}")
     return value.replace("%", "%%")
 
 
