@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retail.dbt import DBT_PROJECT_DIR
+from retail.dbt import DBT_PROJECT_DIR, manifest_path
 from retail.settings import PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
@@ -113,7 +113,8 @@ def marts_task_group(group_id: str, settings: Settings, *, full_refresh: bool = 
     """The dbt project as Airflow tasks (Cosmos): one per model and snapshot, its tests right after it.
 
     The profile comes from the `retail_postgres` connection (`retail.stack.airflow.connections`), so no
-    credential is written into the DAG; `dbt ls` at parse time uses Cosmos's mock profile and is cached.
+    credential is written into the DAG. The graph is read from the manifest `retail up` keeps current
+    (`retail.dbt.ensure_manifest`); without one, Cosmos falls back to `dbt ls` (slow, then cached).
     """
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
@@ -131,7 +132,12 @@ def marts_task_group(group_id: str, settings: Settings, *, full_refresh: bool = 
     operator_args: dict[str, Any] = {"full_refresh": True} if full_refresh else {}
     return DbtTaskGroup(
         group_id=group_id,
-        project_config=ProjectConfig(DBT_PROJECT_DIR, env_vars=env, install_dbt_deps=False),
+        project_config=ProjectConfig(
+            DBT_PROJECT_DIR,
+            manifest_path=manifest_path(settings),
+            env_vars=env,
+            install_dbt_deps=False,
+        ),
         profile_config=ProfileConfig(
             profile_name="retail",
             target_name="default",
@@ -147,7 +153,7 @@ def marts_task_group(group_id: str, settings: Settings, *, full_refresh: bool = 
             test_indirect_selection=TestIndirectSelection.CAUTIOUS,
         ),
         render_config=RenderConfig(
-            load_method=LoadMode.DBT_LS,
+            load_method=LoadMode.AUTOMATIC,  # the manifest when there is one, else dbt ls
             invocation_mode=InvocationMode.DBT_RUNNER,
             test_behavior=TestBehavior.AFTER_EACH,
             should_detach_multiple_parents_tests=True,

@@ -32,6 +32,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
+from retail.dbt import ensure_manifest
 from retail.settings import GENERATED_PASSWORD_FIELDS, PROJECT_ROOT, Settings, env_name
 from retail.stack.errors import StackError
 from retail.stack.service import Service
@@ -278,6 +279,11 @@ def prepare(settings: Settings) -> None:
             f"preparing Airflow's metadata database {settings.airflow_db_name} failed ({cause}); "
             "the PostgreSQL admin login needs CREATEROLE and CREATEDB, or set RETAIL_AIRFLOW_ENABLED=false"
         ) from None
+    try:
+        # The batch DAGs' dbt task groups are rendered from the manifest (see retail.batch).
+        ensure_manifest(settings)
+    except RuntimeError as error:
+        raise StackError(f"{error}; run `retail dbt parse` to see the cause in dbt_project/") from None
 
 
 def health(settings: Settings) -> dict:

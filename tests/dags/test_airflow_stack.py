@@ -75,9 +75,15 @@ def test_airflow_is_healthy_and_serves_the_dags(airflow_stack: Settings) -> None
     assert all(states[name] == "up" for name in AIRFLOW_SERVICES)
 
     api = Api(airflow_stack)
+    expected = {path.stem for path in airflow.DAGS_FOLDER.glob("retail_*.py")}
+    deadline = time.monotonic() + 180  # the dag-processor parses the files one after the other
+    dags: dict[str, dict] = {}
+    while time.monotonic() < deadline and not expected <= dags.keys():
+        dags = {dag["dag_id"]: dag for dag in api.get("/api/v2/dags")["dags"]}
+        time.sleep(2)
     assert api.get("/api/v2/importErrors")["total_entries"] == 0
-    dags = {dag["dag_id"]: dag for dag in api.get("/api/v2/dags")["dags"]}
-    assert "retail_dimensions" in dags and dags["retail_dimensions"]["is_paused"] is False
+    assert expected <= dags.keys()
+    assert {dag_id: dags[dag_id]["is_paused"] for dag_id in expected} == dict.fromkeys(expected, False)
 
 
 def test_second_up_restarts_nothing(airflow_stack: Settings) -> None:
@@ -106,7 +112,7 @@ def test_scheduled_run_loads_the_dimensions(airflow_stack: Settings) -> None:
 
 def test_airflow_files_are_private_and_down_stops_everything(airflow_stack: Settings) -> None:
     home = airflow_stack.airflow_home
-    for name in ("airflow.cfg", airflow.PASSWORDS_FILE_NAME):
+    for name in ("airflow.cfg", airflow.PASSWORDS_FILE_NAME, airflow.CONNECTIONS_FILE_NAME):
         assert (home / name).stat().st_mode & 0o777 == 0o600
     config = (airflow_stack.run_dir / "supervisord.conf").read_text()
     assert airflow_stack.airflow_admin_password is not None and airflow_stack.airflow_db_password is not None
