@@ -1,10 +1,11 @@
 """Every SQL statement of the dashboard: small named functions over marts, ml and ops, parameterized
 and cached for a short time (Streamlit's cache is shared by all sessions of the server).
 
-Time-scoped figures read whole UTC days from the daily rollups (agg_kpis_daily, agg_sales_daily,
-agg_customer_daily) and only the partial days at the scope's edges from the line-level facts, so a
-7-day scope costs little more than a 15-minute one at millions of lines. Refunds are read from
-fct_refunds directly (a few percent of the lines). Nothing here recomputes what a mart already holds.
+Sales and refunds come from the live relations (`*_live`: the built marts plus what the stream landed
+since their last build, README "Live serving"), so a basket counts seconds after it lands. Time-scoped
+figures read whole UTC days from the live daily rollups and only the partial days at the scope's edges
+from the line-level facts, so a 7-day scope costs little more than a 15-minute one at millions of lines.
+Nothing here recomputes what a mart already holds.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def slow(sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
 # sale_date index finds without reading the whole days in between.
 _EDGE_LINES = """
     select *
-    from marts.fct_sales
+    from marts.fct_sales_live
     where sale_date in (%(first_day)s, %(last_day)s)
       and sold_at >= %(start)s and sold_at < %(end)s
       and not (sold_at >= %(day_from_ts)s and sold_at < %(day_to_ts)s)
@@ -59,7 +60,7 @@ _SCOPED_SALES = f"""
     scoped_sales as (
         select activity_date as sale_day, store_id, product_id, units_sold as units,
                gross_amount - discount_amount as revenue
-        from marts.agg_sales_daily
+        from marts.agg_sales_daily_live
         where activity_date >= %(day_from)s and activity_date < %(day_to)s and units_sold > 0
         union all
         select sale_date, store_id, product_id, quantity, paid_amount
@@ -69,8 +70,19 @@ _SCOPED_SALES = f"""
 
 
 def data_days() -> pd.DataFrame:
-    """First and last sale date in the marts (null when no sale has been built yet)."""
-    return live("select min(sale_date) as first_day, max(sale_date) as last_day from marts.fct_sales")
+    """First and last sale date (null when no sale has landed yet)."""
+    # The built table's bounds come from its sale_date index; the live view's provisional rows are the
+    # few baskets landed since the last build (its built branch is pruned by the is_provisional filter).
+    return live(
+        """
+        select min(first_day) as first_day, max(last_day) as last_day
+        from (
+            select min(sale_date) as first_day, max(sale_date) as last_day from marts.fct_sales
+            union all
+            select min(sale_date), max(sale_date) from marts.fct_sales_live where is_provisional
+        ) as bounds
+        """
+    )
 
 
 def kpis(scope: Scope) -> dict[str, float]:
@@ -79,7 +91,7 @@ def kpis(scope: Scope) -> dict[str, float]:
         f"""
         with full_days as (
             select coalesce(sum(revenue), 0) as revenue, coalesce(sum(transactions), 0) as transactions
-            from marts.agg_kpis_daily
+            from marts.agg_kpis_daily_live
             where activity_date >= %(day_from)s and activity_date < %(day_to)s
         ),
         edge_lines as ({_EDGE_LINES}),
@@ -89,13 +101,13 @@ def kpis(scope: Scope) -> dict[str, float]:
         ),
         refunds as (
             select coalesce(sum(refund_amount), 0) as refunds
-            from marts.fct_refunds
+            from marts.fct_refunds_live
             where has_basket and refunded_at >= %(start)s and refunded_at < %(end)s
         ),
         customers as (
             select count(*) as active_customers
             from (
-                select customer_id from marts.agg_customer_daily
+                select customer_id from marts.agg_customer_daily_live
                 where activity_date >= %(day_from)s and activity_date < %(day_to)s and transactions > 0
                 union
                 select customer_id from edge_lines where customer_id is not null
@@ -122,6 +134,21 @@ def kpis(scope: Scope) -> dict[str, float]:
     }
 
 
+def provisional(scope: Scope) -> dict[str, Any]:
+    """What of the scope's sales is provisional: landed since the marts were last built, not yet in them."""
+    frame = live(
+        """
+        select count(distinct transaction_id) as baskets, coalesce(sum(paid_amount), 0) as revenue,
+               (select min(built_at) from ops.serving_horizons) as built_at
+        from marts.fct_sales_live
+        where is_provisional and sold_at >= %(start)s and sold_at < %(end)s
+        """,
+        scope.params(),
+    )
+    row = frame.iloc[0]
+    return {"baskets": int(row.baskets), "revenue": float(row.revenue), "built_at": row.built_at}
+
+
 def sales_by_product(scope: Scope) -> pd.DataFrame:
     return live(
         f"""
@@ -145,7 +172,7 @@ def sales_over_time(scope: Scope, bucket: str) -> pd.DataFrame:
             """
             select date_trunc('hour', sold_at, 'UTC') as period, sum(quantity)::bigint as units,
                    sum(paid_amount) as revenue, count(distinct transaction_id) as transactions
-            from marts.fct_sales
+            from marts.fct_sales_live
             where sale_date between %(first_day)s and %(last_day)s
               and sold_at >= %(start)s and sold_at < %(end)s
             group by 1 order by 1
@@ -183,7 +210,7 @@ def refunds_detail(scope: Scope) -> pd.DataFrame:
                coalesce(products.product_name, refunds.product_id) as product_name, refunds.store_id,
                coalesce(stores.store_name, refunds.store_id) as store_name,
                count(*) as refunds, sum(refunds.refund_amount) as amount
-        from marts.fct_refunds as refunds
+        from marts.fct_refunds_live as refunds
         left join marts.dim_products as products
             on products.product_id = refunds.product_id and products.is_current
         left join marts.dim_stores as stores on stores.store_id = refunds.store_id
@@ -198,7 +225,7 @@ def refunds_over_time(scope: Scope, bucket: str) -> pd.DataFrame:
     return live(
         """
         select date_trunc(%(bucket)s, refunded_at, 'UTC') as period, sum(refund_amount) as refunds
-        from marts.fct_refunds
+        from marts.fct_refunds_live
         where has_basket and refunded_at >= %(start)s and refunded_at < %(end)s
         group by 1 order by 1
         """,
@@ -216,7 +243,7 @@ def store_performance(scope: Scope) -> pd.DataFrame:
         ),
         store_refunds as (
             select store_id, sum(refund_amount) as refunds
-            from marts.fct_refunds
+            from marts.fct_refunds_live
             where has_basket and refunded_at >= %(start)s and refunded_at < %(end)s
             group by 1
         )

@@ -1,7 +1,8 @@
 """Overview: the chain's KPIs over one time scope, each against the previous period of the same length.
 
 Relative scopes ("Last hour") follow the clock: the tiles refresh on their own every
-RETAIL_DASHBOARD_REFRESH_S seconds without reloading the page.
+RETAIL_DASHBOARD_REFRESH_S seconds without reloading the page, and count baskets seconds after the stream
+lands them (the live relations); a caption says how much of the scope is provisional (not yet built).
 """
 
 from __future__ import annotations
@@ -44,6 +45,13 @@ def kpi_tiles(scope: Scope) -> None:
     for row in (TILES[:4], TILES[4:]):
         for column, (label, key, formatter, better) in zip(st.columns(4), row, strict=False):
             kpi(column, label, current[key], previous[key], formatter, better)
+    pending = queries.provisional(scope)
+    if pending["baskets"]:
+        built = "never" if pending["built_at"] is None else f"at {pending['built_at']:%Y-%m-%d %H:%M} UTC"
+        st.caption(
+            f"Provisional: {count(pending['baskets'])} baskets ({money(pending['revenue'])}) landed since "
+            f"the marts were last built ({built}); they count already and become final at the next build."
+        )
 
 
 chosen = scoped_page("Overview", caption=False)

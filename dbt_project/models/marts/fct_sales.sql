@@ -4,6 +4,7 @@
         unique_key='sales_line_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        pre_hook="{{ record_serving_horizon() }}",
         indexes=[
             {'columns': ['sale_date']},
             {'columns': ['ingested_at']},
@@ -13,125 +14,15 @@
 }}
 
 -- Incremental: each run rebuilds every line of the baskets that got a line, a header or a refund
--- since the latest change this table holds (minus the lookback var), so late lines, late headers
--- and new refunds all update the rows they belong to.
--- Read by changed_transactions() in incremental runs:
+-- since this table's serving horizon (macros/serving_horizon.sql), so late lines, late headers and
+-- new refunds all update the rows they belong to. fct_sales_live adds what landed since.
 -- depends_on: {{ ref('stg_raw__transaction_items') }}
 -- depends_on: {{ ref('stg_raw__transactions') }}
 -- depends_on: {{ ref('stg_raw__refunds') }}
-
-with
-
-lines as (
-
-    select * from {{ ref('stg_raw__transaction_items') }}
-
-),
-
-transactions as (
-
-    select * from {{ ref('stg_raw__transactions') }}
-
-),
-
-refund_allocations as (
-
-    select * from {{ ref('int_refunds_allocated') }}
-
-),
-
-products as (
-
-    select * from {{ ref('dim_products') }}
-
-),
+-- depends_on: {{ ref('dim_products') }}
 
 {% if is_incremental() %}
-changed_transactions as (
-
-    {{ changed_transactions(incremental_cutoff()) }}
-
-),
+{{ sales_lines(changed_transactions(built_horizon())) }}
+{% else %}
+{{ sales_lines() }}
 {% endif %}
-
-selected_lines as (
-
-    select lines.*
-    from lines
-    {% if is_incremental() %}
-    -- `= any(array(...))`: Postgres plans for a short list and takes the key index, where `in (select ...)` on
-    -- a CTE gets a guessed size and scans the whole table.
-    where lines.transaction_id = any(array(select changed_transactions.transaction_id from changed_transactions))
-    {% endif %}
-
-),
-
--- The basket header join happens here rather than in an intermediate view, so that Postgres can
--- filter the lines of the changed baskets before joining.
-lines_with_baskets as (
-
-    select
-        selected_lines.*,
-        transactions.customer_id,
-        transactions.channel,
-        transactions.payment_method,
-        (selected_lines.quantity * selected_lines.unit_price)::numeric(18, 2) as gross_amount,
-        (selected_lines.quantity * selected_lines.unit_price - selected_lines.discount_amount)::numeric(18, 2)
-            as paid_amount,
-        greatest(selected_lines.ingested_at, transactions.ingested_at) as basket_ingested_at
-
-    from selected_lines
-    left join transactions
-        on selected_lines.transaction_id = transactions.transaction_id
-
-),
-
-line_refunds as (
-
-    select
-        refund_allocations.sales_line_id,
-        sum(refund_allocations.allocated_amount) as refunded_amount,
-        max(refund_allocations.refund_ingested_at) as refund_ingested_at
-
-    from refund_allocations
-    group by refund_allocations.sales_line_id
-
-),
-
-final as (
-
-    select
-        lines_with_baskets.sales_line_id,
-        lines_with_baskets.transaction_id,
-        lines_with_baskets.line_number,
-        lines_with_baskets.store_id,
-        lines_with_baskets.product_id,
-        products.product_version_id,
-        lines_with_baskets.customer_id,
-        lines_with_baskets.channel,
-        lines_with_baskets.payment_method,
-        lines_with_baskets.customer_id is null as is_guest,
-        lines_with_baskets.quantity,
-        lines_with_baskets.unit_price,
-        lines_with_baskets.gross_amount,
-        lines_with_baskets.discount_amount,
-        lines_with_baskets.paid_amount,
-        coalesce(line_refunds.refunded_amount, 0)::numeric(18, 2) as refunded_amount,
-        (lines_with_baskets.paid_amount - coalesce(line_refunds.refunded_amount, 0))::numeric(18, 2) as net_amount,
-        line_refunds.sales_line_id is not null as is_refunded,
-        {{ utc_date('lines_with_baskets.transacted_at') }} as sale_date,
-        lines_with_baskets.transacted_at as sold_at,
-        lines_with_baskets.ingested_at,
-        greatest(lines_with_baskets.basket_ingested_at, line_refunds.refund_ingested_at) as last_ingested_at
-
-    from lines_with_baskets
-    left join line_refunds
-        on lines_with_baskets.sales_line_id = line_refunds.sales_line_id
-    left join products
-        on lines_with_baskets.product_id = products.product_id
-        and lines_with_baskets.transacted_at >= products.valid_from
-        and (lines_with_baskets.transacted_at < products.valid_to or products.valid_to is null)
-
-)
-
-select * from final

@@ -27,7 +27,10 @@ renamed as (
 
         -- timestamps
         event_ts as transacted_at,
-        ingested_at
+        ingested_at,
+
+        -- ingestion order (the serving layer's high-water mark)
+        landed_xid
 
     from source
 
