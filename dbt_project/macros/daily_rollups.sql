@@ -208,3 +208,10 @@ final as (
 
 select * from final
 {% endmacro %}
+
+{% macro changed_day_filter() -%}
+    {#- An incremental rollup's day predicate: the days changed since its horizon, read when the query
+        runs (after the new horizon was recorded, so every row below it is in), as an array Postgres
+        plans with the facts' date index. -#}
+    = any(array(select changed.activity_date from ({{ changed_days(built_horizon()) }}) as changed))
+{%- endmacro %}

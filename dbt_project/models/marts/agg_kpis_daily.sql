@@ -18,16 +18,18 @@
 -- depends_on: {{ ref('stg_raw__refunds') }}
 
 {% if is_incremental() %}
-{#- Read as a list before the query runs (macros/date_list.sql). -#}
-{% set changed_day_list = date_list(changed_days(built_horizon())) %}
+{#- The changed days, and the calendar days the table does not hold yet, read when the query runs
+    (after the horizon was recorded, macros/serving_horizon.sql). A changed day dim_date does not hold
+    yet (a new day, between two builds of dim_date) is in too. -#}
 {% set calendar %}
+    select changed.activity_date as date_day
+    from ({{ changed_days(built_horizon()) }}) as changed
+    union
     select calendar.date_day
     from {{ ref('dim_date') }} as calendar
-    where calendar.date_day in {{ changed_day_list }}
-        or calendar.date_day not in (select existing.activity_date from {{ this }} as existing)
+    where calendar.date_day not in (select existing.activity_date from {{ this }} as existing)
 {% endset %}
-{% set selected_day_list = date_list(calendar) %}
-{{ kpis_by_day(ref('fct_sales'), ref('fct_refunds'), 'select date_day from ' ~ ref('dim_date') ~ ' where date_day in ' ~ selected_day_list, 'in ' ~ selected_day_list) }}
+{{ kpis_by_day(ref('fct_sales'), ref('fct_refunds'), calendar, '= any(array(select selected.date_day from (' ~ calendar ~ ') as selected))') }}
 {% else %}
 {{ kpis_by_day(ref('fct_sales'), ref('fct_refunds'), 'select date_day from ' ~ ref('dim_date'), none) }}
 {% endif %}

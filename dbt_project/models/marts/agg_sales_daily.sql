@@ -17,4 +17,4 @@
 -- depends_on: {{ ref('stg_raw__transactions') }}
 -- depends_on: {{ ref('stg_raw__refunds') }}
 
-{{ sales_by_day(ref('fct_sales'), ref('fct_refunds'), 'in ' ~ date_list(changed_days(built_horizon())) if is_incremental() else none) }}
+{{ sales_by_day(ref('fct_sales'), ref('fct_refunds'), changed_day_filter() if is_incremental() else none) }}
