@@ -5,11 +5,14 @@ as `retail up` points the real dashboard.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service as DriverService
 from streamlit.testing.v1 import AppTest
 
 from retail.settings import PROJECT_ROOT, Settings, get_settings
@@ -17,6 +20,8 @@ from tests.dashboard.dataset import Dataset, build
 
 DATABASE = "retail_dash_it"
 APP = PROJECT_ROOT / "dashboard" / "streamlit_app.py"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
 def dashboard_environment(settings: Settings) -> dict[str, str]:
@@ -79,3 +84,35 @@ def artifacts_dir() -> Path:
     folder = PROJECT_ROOT / "test-artifacts" / "dashboard"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+        pytest.fail(
+            f"no {CHROMIUM} or {CHROMEDRIVER}: install Debian's chromium and chromium-driver with "
+            "`bash scripts/install-system-deps.sh` (a downloaded browser does not work offline)"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    for flag in (
+        "--headless",
+        "--no-sandbox",  # runs as root in CI containers
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1440,2200",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=DriverService(executable_path=str(CHROMEDRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)

@@ -6,16 +6,13 @@ checks its key text and saves a screenshot per page in test-artifacts/dashboard/
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -28,8 +25,6 @@ from tests.dashboard.dataset import Dataset
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 # URL path (st.navigation derives it from the page file) -> text the rendered page must show.
 PAGES = {
     "": ["Overview", "Net revenue", "Average basket value", "Active customers"],
@@ -76,38 +71,6 @@ def dashboard_url(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) ->
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
-    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
-        pytest.fail(
-            f"no {CHROMIUM} or {CHROMEDRIVER}: install Debian's chromium and chromium-driver with "
-            "`bash scripts/install-system-deps.sh` (a downloaded browser does not work offline)"
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    for flag in (
-        "--headless",
-        "--no-sandbox",  # runs as root in CI containers
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
-        "--window-size=1440,2200",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=DriverService(executable_path=str(CHROMEDRIVER)))
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def rendered(driver: webdriver.Chrome, texts: list[str]) -> bool:

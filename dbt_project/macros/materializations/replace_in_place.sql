@@ -33,7 +33,7 @@
 
 {%- materialization view, adapter='postgres' -%}
     {%- set existing_relation = load_cached_relation(this) -%}
-    {%- if existing_relation is none or not existing_relation.is_view or should_full_refresh() -%}
+    {%- if existing_relation is none or not existing_relation.is_view -%}
         {{ return(materialization_view_default()) }}
     {%- endif -%}
     {%- set target_relation = this.incorporate(type='view') -%}

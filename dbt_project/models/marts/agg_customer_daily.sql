@@ -4,10 +4,13 @@
         unique_key='activity_date',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        full_refresh=false,
         pre_hook="{{ record_serving_horizon(upstream=['fct_sales', 'fct_refunds']) }}",
     )
 }}
 
+-- full_refresh=false: never dropped and rebuilt (that would drop its *_live view with it); the
+-- serving horizon keeps it exact incrementally. Rebuild from scratch by dropping the table.
 -- Per loyalty customer and UTC day: baskets bought that day and refunds allocated that day. Sales
 -- count on their sale date and refunds on their refund date, so a refund of an old basket changes
 -- only the refund's day. Incremental: the days that got raw rows since this table's serving horizon

@@ -7,47 +7,13 @@
 -- depends_on: {{ ref('stg_raw__transactions') }}
 -- depends_on: {{ ref('stg_raw__refunds') }}
 
-with
-
-built as (
-
-    select * from {{ ref('agg_customer_daily') }}
-
-),
-
-live_days as (
-
-    {{ changed_days(serving_horizon('agg_customer_daily')) }}
-
-),
-
-built_days as (
-
-    select
-        built.*,
-        false as is_provisional
-
-    from built
-    where built.activity_date not in (select live_days.activity_date from live_days)
-
-),
-
-live_rows as (
-
-    select
-        live.*,
-        true as is_provisional
-
-    from ({{ customers_by_day(ref('fct_sales_live'), ref('fct_refunds_live'), '= any(array(select live_days.activity_date from live_days))') }}) as live
-
-),
-
-final as (
-
-    select * from built_days
-    union all
-    select * from live_rows
-
-)
-
-select * from final
+{{ live_view(
+    ref('agg_customer_daily'),
+    'activity_date',
+    changed_days(serving_horizon('agg_customer_daily')),
+    customers_by_day(
+        ref('fct_sales_live'),
+        ref('fct_refunds_live'),
+        '= any(array(select live_slice.activity_date from live_slice))',
+    ),
+) }}

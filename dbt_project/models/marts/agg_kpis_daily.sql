@@ -4,10 +4,13 @@
         unique_key='activity_date',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        full_refresh=false,
         pre_hook="{{ record_serving_horizon(upstream=['fct_sales', 'fct_refunds']) }}",
     )
 }}
 
+-- full_refresh=false: never dropped and rebuilt (that would drop its *_live view with it); the
+-- serving horizon keeps it exact incrementally. Rebuild from scratch by dropping the table.
 -- Chain-wide KPIs per UTC day, every day of the calendar (zeros on a day without activity).
 -- Revenue is what customers paid (gross minus discounts); refunds count on the day they were made,
 -- like agg_sales_daily, so the two reconcile. Incremental: the days that got raw rows since this

@@ -4,10 +4,13 @@
         unique_key='activity_date',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        full_refresh=false,
         pre_hook="{{ record_serving_horizon(upstream=['fct_sales', 'fct_refunds']) }}",
     )
 }}
 
+-- full_refresh=false: never dropped and rebuilt (that would drop its *_live view with it); the
+-- serving horizon keeps it exact incrementally. Rebuild from scratch by dropping the table.
 -- Daily sales per store and product. Sales are counted on the day of the sale, refunds on the day of
 -- the refund (the day the money went back), each at the store of the basket. Refunds whose basket
 -- has not landed yet have no store and wait in fct_refunds (has_basket = false) until it does.

@@ -4,6 +4,7 @@
         unique_key='sales_line_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        full_refresh=false,
         pre_hook="{{ record_serving_horizon() }}",
         indexes=[
             {'columns': ['sale_date']},
@@ -13,6 +14,8 @@
     )
 }}
 
+-- full_refresh=false: never dropped and rebuilt (that would drop its *_live view with it); the
+-- serving horizon keeps it exact incrementally. Rebuild from scratch by dropping the table.
 -- Incremental: each run rebuilds every line of the baskets that got a line, a header or a refund
 -- since this table's serving horizon (macros/serving_horizon.sql), so late lines, late headers and
 -- new refunds all update the rows they belong to. fct_sales_live adds what landed since.

@@ -8,47 +8,9 @@
 -- depends_on: {{ ref('stg_raw__refunds') }}
 -- depends_on: {{ ref('dim_products') }}
 
-with
-
-built as (
-
-    select * from {{ ref('fct_sales') }}
-
-),
-
-live_baskets as (
-
-    {{ changed_transactions(serving_horizon('fct_sales')) }}
-
-),
-
-built_lines as (
-
-    select
-        built.*,
-        false as is_provisional
-
-    from built
-    where built.transaction_id not in (select live_baskets.transaction_id from live_baskets)
-
-),
-
-live_lines as (
-
-    select
-        live.*,
-        true as is_provisional
-
-    from ({{ sales_lines('select live_baskets.transaction_id from live_baskets') }}) as live
-
-),
-
-final as (
-
-    select * from built_lines
-    union all
-    select * from live_lines
-
-)
-
-select * from final
+{{ live_view(
+    ref('fct_sales'),
+    'transaction_id',
+    changed_transactions(serving_horizon('fct_sales')),
+    sales_lines('select live_slice.transaction_id from live_slice'),
+) }}

@@ -1,0 +1,50 @@
+{% macro live_view(built, key, live_slice, live_rows) %}
+    {#- A lambda view (README: "Live serving"): the built table `built` without the rows whose `key`
+        (transaction_id or activity_date) is in `live_slice` (the baskets or days that got raw facts
+        since the table's serving horizon), plus `live_rows`: those baskets or days computed with the
+        table's own definition, reading the slice from the CTE `live_slice`. -#}
+with
+
+built as (
+
+    select * from {{ built }}
+
+),
+
+live_slice as (
+
+    {{ live_slice }}
+
+),
+
+built_rows as (
+
+    select
+        built.*,
+        false as is_provisional
+
+    from built
+    where built.{{ key }} not in (select live_slice.{{ key }} from live_slice)
+
+),
+
+live_rows as (
+
+    select
+        live.*,
+        true as is_provisional
+
+    from ({{ live_rows }}) as live
+
+),
+
+final as (
+
+    select * from built_rows
+    union all
+    select * from live_rows
+
+)
+
+select * from final
+{% endmacro %}
