@@ -24,7 +24,8 @@ built_rows as (
         false as is_provisional
 
     from built
-    where built.{{ key }} not in (select live_slice.{{ key }} from live_slice)
+    -- `not exists`, a hashed anti-join: `not in` over a slice estimated large runs as a nested scan.
+    where not exists (select 1 from live_slice where live_slice.{{ key }} = built.{{ key }})
 
 ),
 

@@ -34,23 +34,13 @@ selected_refunds as (
     select refunds.*
     from refunds
     {% if baskets is not none %}
-    -- `= any(array(...))`: Postgres plans for a short list and takes the key index.
+    -- `= any(array(...))`: a probe of the basket index per basket (see macros/sales_lines.sql).
     where refunds.transaction_id = any(array(select selected_baskets.transaction_id from selected_baskets))
     {% endif %}
 
 ),
 
--- The baskets and lines of the selected refunds only (when baskets are selected).
-selected_transactions as (
-
-    select transactions.*
-    from transactions
-    {% if baskets is not none %}
-    where transactions.transaction_id = any(array(select selected_refunds.transaction_id from selected_refunds))
-    {% endif %}
-
-),
-
+-- The lines of the selected refunds' baskets only (when baskets are selected), for the allocation.
 selected_lines as (
 
     select lines.*
@@ -96,8 +86,18 @@ final as (
         greatest(selected_refunds.ingested_at, transactions.ingested_at) as last_ingested_at
 
     from selected_refunds
-    left join selected_transactions as transactions
+    {% if baskets is not none %}
+    -- A selection probes the header's key per refund (see macros/sales_lines.sql).
+    left join lateral (
+        select header.*
+        from transactions as header
+        where header.transaction_id = selected_refunds.transaction_id
+        offset 0
+    ) as transactions on true
+    {% else %}
+    left join transactions
         on selected_refunds.transaction_id = transactions.transaction_id
+    {% endif %}
     left join allocated_per_refund
         on selected_refunds.refund_id = allocated_per_refund.refund_id
 

@@ -42,8 +42,8 @@ selected_lines as (
     select lines.*
     from lines
     {% if baskets is not none %}
-    -- `= any(array(...))`: Postgres plans for a short list and takes the key index, where `in (select ...)`
-    -- gets a guessed size and scans the whole table.
+    -- `= any(array(...))`: Postgres probes the key index for each basket, whatever it guesses the
+    -- selection's size to be (a join or `in (select ...)` may hash and scan the whole table).
     where lines.transaction_id = any(array(select selected_baskets.transaction_id from selected_baskets))
     {% endif %}
 
@@ -76,8 +76,19 @@ lines_with_baskets as (
         greatest(selected_lines.ingested_at, transactions.ingested_at) as basket_ingested_at
 
     from selected_lines
+    {% if baskets is not none %}
+    -- A selection (incremental, live) probes the header's key for each of its lines: a join would be
+    -- planned from the selection's estimate, and a low one hashes and scans the whole header table.
+    left join lateral (
+        select header.*
+        from transactions as header
+        where header.transaction_id = selected_lines.transaction_id
+        offset 0  -- keeps the subquery a per-line probe (the planner would flatten it into a join)
+    ) as transactions on true
+    {% else %}
     left join transactions
         on selected_lines.transaction_id = transactions.transaction_id
+    {% endif %}
 
 ),
 
@@ -122,10 +133,22 @@ final as (
     from lines_with_baskets
     left join line_refunds
         on lines_with_baskets.sales_line_id = line_refunds.sales_line_id
+    {% if baskets is not none %}
+    -- Per line through dim_products' product_id index, for the same reason as the header.
+    left join lateral (
+        select version.product_version_id
+        from products as version
+        where version.product_id = lines_with_baskets.product_id
+            and lines_with_baskets.transacted_at >= version.valid_from
+            and (lines_with_baskets.transacted_at < version.valid_to or version.valid_to is null)
+        offset 0
+    ) as products on true
+    {% else %}
     left join products
         on lines_with_baskets.product_id = products.product_id
         and lines_with_baskets.transacted_at >= products.valid_from
         and (lines_with_baskets.transacted_at < products.valid_to or products.valid_to is null)
+    {% endif %}
 
 )
 

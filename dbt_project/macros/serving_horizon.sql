@@ -4,13 +4,12 @@
     views compute what landed from the current horizon on. -#}
 
 {% macro serving_horizon(relation_name) -%}
-    {#- The horizon as a scalar subquery, read when the query runs: the live views' mark. A relation
-        never built has horizon 0 (everything is live). -#}
-    coalesce(
-        (select horizons.built_through_xid from ops.serving_horizons as horizons
-         where horizons.relation_name = '{{ relation_name }}'),
-        '0'::xid8
-    )
+    {#- The horizon, read when the query runs: the live views' mark. A relation never built has
+        horizon 0 (everything is live). Through ops.serving_horizon(), a stable function, rather than a
+        subquery: the planner evaluates it while planning and estimates the slice from landed_xid's
+        statistics and index (a subquery's value is unknown then: a guess far off either way picks
+        nested loops or full scans that cost seconds). -#}
+    ops.serving_horizon('{{ relation_name }}')
 {%- endmacro %}
 
 {% macro built_horizon() -%}
@@ -18,12 +17,11 @@
         plans with a constant). Rows landed from it on are the ones this build must take in. -#}
     {%- if execute and is_incremental() -%}
         {%- set query -%}
-            select coalesce(max(built_through_xid), '0'::xid8)::text
-            from ops.serving_horizons where relation_name = '{{ this.identifier }}'
+            select ops.serving_horizon('{{ this.identifier }}')
         {%- endset -%}
-        '{{ run_query(query).columns[0].values()[0] }}'::xid8
+        {{ run_query(query).columns[0].values()[0] }}
     {%- else -%}
-        '0'::xid8
+        0
     {%- endif -%}
 {%- endmacro %}
 
@@ -38,7 +36,7 @@
     insert into ops.serving_horizons as horizons (relation_name, built_through_xid, built_at)
     select '{{ this.identifier }}',
            least(
-               pg_snapshot_xmin(pg_current_snapshot())
+               pg_snapshot_xmin(pg_current_snapshot())::text::bigint
                {%- for name in upstream %},
                {{ serving_horizon(name) }}
                {%- endfor %}

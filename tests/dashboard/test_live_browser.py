@@ -37,6 +37,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         stream_enabled=True,
         dashboard_enabled=True,
         dashboard_refresh_s=2.0,
+        health_timeout_s=300.0,  # the streaming job's JVM starts slowly on a busy machine
     )
     try:
         yield stack.up(settings, report=lambda line: None)

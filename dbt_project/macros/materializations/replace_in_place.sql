@@ -85,6 +85,7 @@
         {{ return(materialization_table_default()) }}
     {%- endif -%}
 
+    {% do create_indexes(target_relation) %}
     {% call statement('main') -%}
         delete from {{ target_relation }};
         insert into {{ target_relation }} select * from {{ candidate }};

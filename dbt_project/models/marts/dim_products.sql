@@ -1,3 +1,5 @@
+{{ config(indexes=[{'columns': ['product_id', 'valid_from']}]) }}
+
 with
 
 snapshot as (
