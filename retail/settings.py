@@ -156,7 +156,7 @@ class Settings(BaseSettings):
     # Serving layer (DAG retail_serving). The *_live views add what landed since the facts and rollups
     # were last built, computed when queried; building them every few minutes keeps that slice small
     # (README "Live serving" has the measurements behind the default).
-    serving_refresh_min: int = Field(default=5, ge=1, le=60)
+    serving_refresh_min: int = Field(default=2, ge=1, le=60)
 
     # ML (ml/, DAG retail_ml). K-Means tries every k in [ml_kmeans_k_min, ml_kmeans_k_max] and keeps the
     # best silhouette, computed on a fixed-seed sample of this many customers (silhouette is O(n^2)).

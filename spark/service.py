@@ -11,6 +11,7 @@ import sys
 import urllib.request
 
 from retail.settings import PROJECT_ROOT, Settings
+from retail.stack.airflow import retail_environment
 from retail.stack.service import Service
 
 
@@ -30,6 +31,9 @@ def service(settings: Settings) -> Service:
         port_setting="RETAIL_SPARK_UI_PORT",
         url=f"http://{settings.host}:{settings.spark_ui_port}",
         directory=str(PROJECT_ROOT),
+        # The stack's settings, not the defaults: a stack on other ports or state folder (tests,
+        # benchmarks, a second `retail up`) must reach its own broker and database.
+        environment=retail_environment(settings),
         # SIGTERM stops the queries between batches; a hard kill is safe too (exactly-once sinks).
         stop_signal="TERM",
         stop_wait_s=60,

@@ -49,7 +49,8 @@ def kpi_tiles(scope: Scope) -> None:
     if pending["baskets"]:
         built = "never" if pending["built_at"] is None else f"at {pending['built_at']:%Y-%m-%d %H:%M} UTC"
         st.caption(
-            f"Provisional: {count(pending['baskets'])} baskets ({money(pending['revenue'])}) landed since "
+            f"Provisional: {count(pending['baskets'])} basket{'' if pending['baskets'] == 1 else 's'} "
+            f"({money(pending['revenue'])}) landed since "
             f"the marts were last built ({built}); they count already and become final at the next build."
         )
 

@@ -22,9 +22,10 @@
 
     select {{ utc_date('lines.transacted_at') }} as activity_date
     from {{ ref('stg_raw__transaction_items') }} as lines
-    where lines.transaction_id in (select changed.transaction_id from changed)
+    -- `= any(array(...))`: a key-index probe per changed basket (see macros/sales_lines.sql).
+    where lines.transaction_id = any(array(select changed.transaction_id from changed))
     union
     select {{ utc_date('refunds.refunded_at') }}
     from {{ ref('stg_raw__refunds') }} as refunds
-    where refunds.transaction_id in (select changed.transaction_id from changed)
+    where refunds.transaction_id = any(array(select changed.transaction_id from changed))
 {% endmacro %}

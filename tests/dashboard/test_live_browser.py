@@ -103,6 +103,6 @@ def test_a_produced_basket_shows_in_the_open_overview(
         pytest.fail(f"the produced basket did not show without a reload: {tiles(browser)}")
     assert tiles(browser)["Revenue"] == f"${first + second:,.2f}"
     assert browser.execute_script("return performance.timeOrigin") == page  # same page load: no reload
-    assert "Provisional: 1 baskets" in browser.find_element(By.TAG_NAME, "body").text
+    assert "Provisional: 1 basket (" in browser.find_element(By.TAG_NAME, "body").text
     screenshot: Path = artifacts_dir() / "overview_live.png"
     assert browser.save_screenshot(str(screenshot)), screenshot

@@ -14,7 +14,8 @@
     kpis_by_day(
         ref('fct_sales_live'),
         ref('fct_refunds_live'),
-        'select live_slice.activity_date as date_day from live_slice',
-        '= any(array(select live_slice.activity_date from live_slice))',
+        'select live_slice.activity_date as date_day',
+        '= live_slice.activity_date',
     ),
+    per_key=true,
 ) }}

@@ -14,6 +14,7 @@
     sales_by_day(
         ref('fct_sales_live'),
         ref('fct_refunds_live'),
-        '= any(array(select live_slice.activity_date from live_slice))',
+        '= live_slice.activity_date',
     ),
+    per_key=true,
 ) }}
