@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     spark_ui_port: Port = 4040
     # How long Spark workers may reuse the known product/store ids before reading them again.
     stream_dimension_refresh_s: float = Field(default=10.0, ge=0)
+    # An event whose event_ts is more than this after its Kafka record's timestamp is dead-lettered as
+    # future_event (a clock far ahead would otherwise push the watermark there and make all else late).
+    stream_future_tolerance_s: float = Field(default=300.0, ge=0, le=7 * 86_400)
 
     # Dimension files loaded into raw.products / raw.stores.
     product_catalog_csv: Path = PROJECT_ROOT / "db" / "data" / "product_catalog.csv"

@@ -409,7 +409,9 @@ class KafkaSource(DataSource):
         return KafkaStreamReader(self.options)
 
 
-def validating_source(event_type: EventType, dimensions: Dimensions) -> type[KafkaSource]:
+def validating_source(
+    event_type: EventType, dimensions: Dimensions, future_tolerance_s: float = 300.0
+) -> type[KafkaSource]:
     """A `KafkaSource` whose records leave validated, with the columns `validate_messages` adds.
 
     Defined per call so that Spark pickles the class by value with its `dimensions` (which carry the
@@ -424,7 +426,9 @@ def validating_source(event_type: EventType, dimensions: Dimensions) -> type[Kaf
             return f"{KAFKA_COLUMNS_DDL}, {VALIDATION_COLUMNS_DDL}"
 
         def streamReader(self, schema: StructType) -> DataSourceStreamReader:
-            return KafkaStreamReader(self.options, validate_batches(event_type, dimensions))
+            return KafkaStreamReader(
+                self.options, validate_batches(event_type, dimensions, future_tolerance_s)
+            )
 
     return ValidatingKafkaSource
 
@@ -467,6 +471,8 @@ def kafka_stream(spark, settings, topic: str) -> DataFrame:
 def validated_stream(spark, settings, topic: str, event_type: EventType, dimensions: Dimensions) -> DataFrame:
     """`validate_messages(kafka_stream(...))`: Kafka's columns plus `event_json`, `reason`, `error`.
     The Python source validates while it reads (see the module docstring)."""
+    tolerance = settings.stream_future_tolerance_s
     if settings.stream_source == "kafka":
-        return validate_messages(_builtin_kafka_stream(spark, settings, topic), event_type, dimensions)
-    return _python_source_stream(spark, settings, topic, validating_source(event_type, dimensions))
+        stream = _builtin_kafka_stream(spark, settings, topic)
+        return validate_messages(stream, event_type, dimensions, tolerance)
+    return _python_source_stream(spark, settings, topic, validating_source(event_type, dimensions, tolerance))
