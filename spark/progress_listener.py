@@ -1,7 +1,8 @@
 """Record every streaming query's progress in ops.stream_progress, for the dashboard's health page.
 
 A StreamingQueryListener runs on the driver and sees each micro-batch's progress report: input and
-processed rows per second, batch duration and watermark come from Spark; rows written and dead letters
+processed rows per second and batch duration come from Spark; the watermark of a raw query is its
+topic's own (ops.stream_watermarks, kept by the sink, as Spark's is not used); rows written and dead letters
 come from the batch's `ops.sink_commits` row for Postgres sinks (Spark cannot see inside foreachBatch) and
 from the sink's reported output rows for the lake's file sinks. Failing to record progress is logged and
 never stops a query.
@@ -22,6 +23,8 @@ from pyspark.sql.streaming.listener import (
     QueryTerminatedEvent,
 )
 
+from spark.transformations import WATERMARK_DELAY_S
+
 log = logging.getLogger(__name__)
 
 
@@ -34,8 +37,10 @@ def _timestamp(value: str | None) -> datetime | None:
 class ProgressRecorder(StreamingQueryListener):
     """Inserts one ops.stream_progress row per (query, run, batch)."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, watermarks: dict[str, str] | None = None) -> None:
         self._dsn = dsn
+        # query name -> ops.stream_watermarks name (its topic)
+        self._watermarks = dict(watermarks or {})
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
 
@@ -61,6 +66,8 @@ class ProgressRecorder(StreamingQueryListener):
             "processed_rate": progress.processedRowsPerSecond,
             "duration_ms": progress.batchDuration,
             "watermark": _timestamp((progress.eventTime or {}).get("watermark")),
+            "watermark_name": self._watermarks.get(progress.name or ""),
+            "delay_s": WATERMARK_DELAY_S,
             "sink_rows": sink_rows if sink_rows is not None and sink_rows >= 0 else None,
         }
         try:
@@ -70,7 +77,9 @@ class ProgressRecorder(StreamingQueryListener):
                            input_rows_per_s, processed_rows_per_s, batch_duration_ms, watermark, rows_written,
                            dead_letters)
                        select %(query_name)s, %(run_id)s, %(batch_id)s, %(reported_at)s, %(input_rows)s,
-                           %(input_rate)s, %(processed_rate)s, %(duration_ms)s, %(watermark)s,
+                           %(input_rate)s, %(processed_rate)s, %(duration_ms)s,
+                           coalesce(%(watermark)s, (select w.max_event_ts - make_interval(secs => %(delay_s)s)
+                               from ops.stream_watermarks w where w.watermark_name = %(watermark_name)s)),
                            coalesce(c.rows_written, %(sink_rows)s), c.dead_letters
                        from (select 1) as one
                        left join ops.sink_commits c on c.query_name = %(query_name)s

@@ -9,7 +9,8 @@ query, which writes every Postgres output of its topic in one transaction per mi
 (`spark.postgres_sink`):
 
 1. raw_transactions   transactions topic -> raw.transactions, raw.transaction_items, and the sales
-                      columns of speed.product_metrics_minute (1-minute windows, 5-minute watermark)
+                      columns of speed.product_metrics_minute (1-minute windows, 5-minute watermark
+                      per topic)
 2. raw_refunds        refunds topic -> raw.refunds and the refund columns of the minute metrics
 3. lake_transactions, the valid events the raw queries handed over -> Parquet under settings.lake,
    lake_refunds       partitioned by event date (`spark.lake`)
@@ -181,7 +182,8 @@ def reset_checkpoints(settings: Settings) -> Path | None:
 
 def run(spark: SparkSession, settings: Settings) -> None:
     """Run every query until one fails (raises StreamFailed) or the process is stopped."""
-    spark.streams.addListener(ProgressRecorder(settings.writer_dsn))
+    topics = {RAW_TRANSACTIONS: settings.transactions_topic, RAW_REFUNDS: settings.refunds_topic}
+    spark.streams.addListener(ProgressRecorder(settings.writer_dsn, topics))
     queries = start_queries(spark, settings)
     log.info("speed layer running: %s", ", ".join(q.name for q in queries))
     try:
