@@ -19,10 +19,12 @@ Queries 1 and 2 also write ops.dead_letter (invalid messages) and ops.late_event
 watermark, which the metrics leave out but raw and lake keep). All writes are exactly-once; progress
 goes to ops.stream_progress (`spark.progress_listener`).
 
-If the broker lost data or was reset, a query stops with `SourceDataLoss` naming topic, partition and
-offsets. `--reset-checkpoints` moves the checkpoints (and the lake's file-sink logs) aside into a
-`<checkpoint_dir>.reset-<UTC time>` folder, so the next start re-reads every topic from its earliest offset;
-the raw tables ignore events they already hold (unique event_id).
+A replaced broker log (restart of the memory-only broker, recreated topic) is told by its topic id
+(`spark.log_identity`): the raw queries continue from the start of the new log, and messages of the old
+log that never landed raise an error alert with exact counts (or stop the query, RETAIL_STREAM_LOSS_POLICY).
+`--reset-checkpoints` moves the raw queries' checkpoints aside into `<checkpoint_dir>.reset-<UTC time>`,
+so the next start re-reads every topic from its earliest offset (the raw tables ignore events they
+already hold); the lake's checkpoints and file-sink logs stay.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from retail.settings import Settings, get_settings
+from spark.drain import LogEndWatcher
 from spark.kafka_source import validated_stream, warm_up_workers
-from spark.lake import DATASETS, LakeSpool, dataset_path, spool_path, start_lake_query
+from spark.lake import LakeSpool, spool_path, start_lake_query
 from spark.postgres_sink import RawRefundsSink, RawTransactionsSink
 from spark.progress_listener import ProgressRecorder
 from spark.session import spark_session
@@ -156,26 +159,25 @@ def _local_path(uri: str) -> Path | None:
 
 
 def reset_checkpoints(settings: Settings) -> Path | None:
-    """Move the checkpoints and the lake's file-sink logs aside; returns the backup folder (None if
-    there was nothing to move). Local paths only: move remote ones with your storage's tools."""
+    """Move the Kafka-reading queries' checkpoints aside; returns the backup folder (None if there was
+    nothing to move). Local paths only: move remote ones with your storage's tools.
+
+    The lake queries keep their checkpoints and the lake keeps its `_spark_metadata` log: they read the
+    raw queries' spool, not Kafka, and moving the log aside would hide every earlier lake file from the
+    batch layer."""
     checkpoints = _local_path(settings.checkpoint_dir)
     if checkpoints is None:
         raise StreamFailed(
-            f"checkpoints at {settings.checkpoint_dir} are not local: move them aside with your storage's "
-            "tools (and each lake dataset's _spark_metadata folder)"
+            f"checkpoints at {settings.checkpoint_dir} are not local: move the {RAW_TRANSACTIONS} and "
+            f"{RAW_REFUNDS} checkpoints aside with your storage's tools"
         )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     backup = checkpoints.with_name(f"{checkpoints.name}.reset-{stamp}")
     moved = False
-    if checkpoints.exists():
-        shutil.move(checkpoints, backup)
-        moved = True
-    for dataset in DATASETS:
-        lake = _local_path(dataset_path(settings, dataset))
-        metadata = lake / "_spark_metadata" if lake else None
-        if metadata is not None and metadata.exists():
+    for name in (RAW_TRANSACTIONS, RAW_REFUNDS, _RETIRED_QUERY):
+        if (checkpoints / name).exists():
             backup.mkdir(parents=True, exist_ok=True)
-            shutil.move(metadata, backup / f"lake_{dataset}_spark_metadata")
+            shutil.move(checkpoints / name, backup / name)
             moved = True
     return backup if moved else None
 
@@ -185,12 +187,15 @@ def run(spark: SparkSession, settings: Settings) -> None:
     topics = {RAW_TRANSACTIONS: settings.transactions_topic, RAW_REFUNDS: settings.refunds_topic}
     spark.streams.addListener(ProgressRecorder(settings.writer_dsn, topics))
     queries = start_queries(spark, settings)
+    watcher = LogEndWatcher(settings).start() if settings.stream_source == "python" else None
     log.info("speed layer running: %s", ", ".join(q.name for q in queries))
     try:
         spark.streams.awaitAnyTermination()
     except StreamingQueryException as error:
         raise StreamFailed(failure_message(error)) from None
     finally:
+        if watcher is not None:
+            watcher.stop()
         for query in queries:
             if query.isActive:
                 query.stop()
