@@ -44,6 +44,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from retail.settings import Settings, get_settings
+from retail.topics import ensure_topics
 from spark.drain import LogEndWatcher
 from spark.kafka_source import validated_stream, warm_up_workers
 from spark.lake import LakeSpool, spool_path, start_lake_query
@@ -184,6 +185,9 @@ def reset_checkpoints(settings: Settings) -> Path | None:
 
 def run(spark: SparkSession, settings: Settings) -> None:
     """Run every query until one fails (raises StreamFailed) or the process is stopped."""
+    # A restarted memory-only broker has no topics until someone creates them: the stream does, as
+    # every producer and consumer of the platform does (idempotent).
+    ensure_topics(settings)
     topics = {RAW_TRANSACTIONS: settings.transactions_topic, RAW_REFUNDS: settings.refunds_topic}
     spark.streams.addListener(ProgressRecorder(settings.writer_dsn, topics))
     queries = start_queries(spark, settings)
