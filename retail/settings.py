@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     stream_loss_policy: Literal["auto", "alert", "fail"] = "auto"
     # `retail down` waits at most this long for the stream to land what the embedded broker holds.
     stream_drain_timeout_s: float = Field(default=120.0, ge=0, le=3600)
+    # The streaming job backs off after failures (2^n s) and, after this many failures within
+    # stream_failure_window_s, stops restarting: `retail status` then shows it failed with the reason.
+    stream_max_failures: int = Field(default=5, ge=1, le=1000)
+    stream_failure_window_s: float = Field(default=600.0, gt=0, le=86_400)
 
     # Dimension files loaded into raw.products / raw.stores.
     product_catalog_csv: Path = PROJECT_ROOT / "db" / "data" / "product_catalog.csv"

@@ -23,6 +23,7 @@ from pyspark.sql.streaming.listener import (
     QueryTerminatedEvent,
 )
 
+from spark.health import failure_message, record_query_state
 from spark.transformations import WATERMARK_DELAY_S
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class ProgressRecorder(StreamingQueryListener):
         self._dsn = dsn
         # query name -> ops.stream_watermarks name (its topic)
         self._watermarks = dict(watermarks or {})
+        # query id -> name: a termination event carries only the id
+        self._names: dict[str, str] = {}
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
 
@@ -51,6 +54,15 @@ class ProgressRecorder(StreamingQueryListener):
 
     def onQueryStarted(self, event: QueryStartedEvent) -> None:
         log.info("streaming query %s started (id %s, run %s)", event.name, event.id, event.runId)
+        self._names[str(event.id)] = event.name or str(event.id)
+        self._state(event.name or str(event.id), "running", None, str(event.runId))
+
+    def _state(self, name: str, state: str, reason: str | None, run_id: str) -> None:
+        """ops.stream_status for `retail status` and the health page; never stops a query."""
+        try:
+            record_query_state(self._dsn, name, state, reason, run_id)
+        except psycopg.Error as error:
+            log.warning("could not record the state of %s: %s", name, error)
 
     def onQueryProgress(self, event: QueryProgressEvent) -> None:
         progress = event.progress
@@ -101,5 +113,10 @@ class ProgressRecorder(StreamingQueryListener):
         """Idle triggers write nothing: the last progress row stays the latest."""
 
     def onQueryTerminated(self, event: QueryTerminatedEvent) -> None:
+        name = self._names.get(str(event.id), str(event.id))
         if event.exception:
-            log.error("streaming query %s stopped: %s", event.id, event.exception.splitlines()[0])
+            reason = failure_message(RuntimeError(event.exception))
+            log.error("streaming query %s stopped: %s", name, reason)
+            self._state(name, "failed", reason, str(event.runId))
+        else:
+            self._state(name, "stopped", None, str(event.runId))

@@ -30,7 +30,6 @@ already hold); the lake's checkpoints and file-sink logs stay.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import signal
 import sys
@@ -39,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
@@ -46,6 +46,7 @@ from pyspark.sql.streaming import StreamingQuery
 from retail.settings import Settings, get_settings
 from retail.topics import ensure_topics
 from spark.drain import LogEndWatcher
+from spark.health import failure_message, recent_failures, record_failure
 from spark.kafka_source import validated_stream, warm_up_workers
 from spark.lake import LakeSpool, spool_path, start_lake_query
 from spark.postgres_sink import RawRefundsSink, RawTransactionsSink
@@ -142,16 +143,6 @@ def start_queries(
     return queries
 
 
-def failure_message(error: BaseException) -> str:
-    """The actionable line of a query failure (a SourceDataLoss message when that is the cause)."""
-    text = str(error)
-    match = re.search(r"SourceDataLoss: [^\n]*", text)
-    if match:
-        return match.group(0)
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
 def _local_path(uri: str) -> Path | None:
     parts = urlsplit(uri)
     if parts.scheme in ("", "file"):
@@ -209,19 +200,53 @@ def _stop_on_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+# Exit status after too many failures: supervisord treats it as expected and does not restart.
+GAVE_UP = 3
+
+
+def _failures(settings: Settings) -> int:
+    try:
+        return recent_failures(settings.writer_dsn, settings.stream_failure_window_s)
+    except psycopg.Error as error:  # the database is away: the start itself will say so
+        log.warning("could not read recent failures: %s", error)
+        return 0
+
+
+def _fail(settings: Settings, reason: str) -> int:
+    """Record the failure; after RETAIL_STREAM_MAX_FAILURES within the window, give up visibly."""
+    gave_up = _failures(settings) + 1 >= settings.stream_max_failures
+    try:
+        record_failure(settings.writer_dsn, reason, gave_up=gave_up)
+    except psycopg.Error as error:
+        log.warning("could not record the failure: %s", error)
+    print(f"error: {reason}", file=sys.stderr)
+    if gave_up:
+        print(
+            f"error: {settings.stream_max_failures} failures within {settings.stream_failure_window_s:.0f}s: "
+            "not restarting (see `retail status`)",
+            file=sys.stderr,
+        )
+    return GAVE_UP if gave_up else 1
+
+
 def main(settings: Settings | None = None) -> int:
     """Entry point of `retail stream` and `python -m spark.streaming_job`; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings or get_settings()
     # supervisord stops the service with SIGTERM: leave through `run`'s finally, stopping the queries.
     signal.signal(signal.SIGTERM, _stop_on_signal)
+    failures = _failures(settings)
+    if failures:
+        # Back off before starting again: 2, 4, 8 ... seconds after 1, 2, 3 ... recent failures.
+        delay = min(2.0**failures, 60.0)
+        log.warning("%s recent failure(s): starting in %.0f s", failures, delay)
+        time.sleep(delay)
     spark = spark_session(settings)
     spark.sparkContext.setLogLevel("WARN")
     try:
         run(spark, settings)
     except StreamFailed as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return _fail(settings, str(error))
     except KeyboardInterrupt:
         log.info("stopping on request")
     finally:

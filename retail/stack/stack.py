@@ -203,6 +203,11 @@ def status(settings: Settings) -> list[ComponentStatus]:
         detail = info.description if state == "up" else f"{info.state.lower()}"
         if info.last_error and state != "up":
             detail += f"; last error: {info.last_error}"
+        if service.name == "stream":
+            # A running process can hide a stopped query, a crash loop or a broker gap.
+            health = stream.health(settings)
+            if health is not None and health.state != "ok":
+                state, detail = health.state, f"{health.reason} ({detail})"
         lines.append(ComponentStatus(service.name, state, service.port, info.pid, detail))
     for name, check, _ in external_checks(settings):
         try:

@@ -179,4 +179,7 @@ def test_broker_killed_with_unlanded_messages_alerts_exact_loss_and_carries_on(
     after = landed(settings)
     produce(settings, 40, rng)
     wait_for(lambda: landed(settings) == after + 40, timeout_s=300, what="new events after the crash")
+    # `retail status` does not say all is well after a crash and a loss.
+    (line,) = [component for component in stack.status(settings) if component.name == "stream"]
+    assert line.state == "degraded", line
     print(f"stream pid {stream_pid} -> {supervisor.info('stream').pid}")
