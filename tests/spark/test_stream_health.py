@@ -5,6 +5,7 @@ job's restarts end in a visible failed state with a critical alert."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -25,12 +26,15 @@ OPS_HEALTH_TABLES = "ops.stream_status, ops.stream_failures, ops.kafka_log_chang
 
 
 @pytest.fixture
-def settings(platform: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def settings(platform: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     settings = module_settings(platform, tmp_path_factory.mktemp("health"), "health")
     truncate_speed_tables(settings)
     with psycopg.connect(settings.writer_dsn, autocommit=True) as conn:
         conn.execute(f"truncate {OPS_HEALTH_TABLES}")
-    return settings
+    yield settings
+    # Failures left behind would make later streaming jobs of the session back off.
+    with psycopg.connect(settings.writer_dsn, autocommit=True) as conn:
+        conn.execute(f"truncate {OPS_HEALTH_TABLES}")
 
 
 def test_a_stopped_query_shows_failed_with_its_reason(settings: Settings, spark: SparkSession) -> None:
