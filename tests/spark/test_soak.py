@@ -24,7 +24,8 @@ from tests.spark.conftest import (
 )
 from tests.spark.events import backfill, now_minute, send_events
 
-pytestmark = [pytest.mark.integration, pytest.mark.soak]
+# 10 minutes of load plus catching up: beyond the suite's default 600 s timeout.
+pytestmark = [pytest.mark.integration, pytest.mark.soak, pytest.mark.timeout(1800)]
 
 SOAK_S = 600
 ROUND_S = 5.0
