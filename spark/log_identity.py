@@ -11,6 +11,8 @@ the old log that never landed; `LossPolicy` decides whether the query goes on (a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -54,12 +56,22 @@ class LogEnds:
     topic: str
     dsn: str | None = field(default=None, repr=False)
     _seen: dict[str, dict[int, int]] = field(default_factory=dict, init=False)
+    _conn: object | None = field(default=None, init=False, repr=False)
 
-    def _connect(self):
+    @contextmanager
+    def _connect(self) -> Iterator:
+        """One connection kept between calls (the planner asks every trigger); dropped on an error."""
         import psycopg
 
         assert self.dsn is not None
-        return psycopg.connect(self.dsn, connect_timeout=10, autocommit=True)
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            conn = self._conn = psycopg.connect(self.dsn, connect_timeout=10, autocommit=True)
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
 
     def raise_to(self, topic_id: str, ends: dict[int, int]) -> dict[int, int]:
         """Record `ends` where higher than seen; returns the highest ends seen, never lower than before."""
