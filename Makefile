@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PRECOMPILED := pyspark pandas pyarrow numpy kafka psycopg psycopg2 pydantic pydantic_core
 
-.PHONY: install demo test lint format bench down clean
+.PHONY: install demo test soak lint format bench down clean
 
 $(STAMP): pyproject.toml requirements.lock scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
@@ -29,6 +29,10 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Long load tests (marker `soak`, left out of `make test`): the stream next to a busy machine.
+soak: install
+	$(BIN)/python -m pytest -m soak
 
 lint: install
 	$(BIN)/ruff check .

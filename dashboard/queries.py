@@ -476,3 +476,23 @@ def reconciliation(hours: int = 24) -> pd.DataFrame:
         """,
         {"h": hours},
     )
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def _stream_health(dsn: str) -> tuple[str, str]:
+    import psycopg
+
+    from dashboard.db import DashboardError
+    from spark.health import stream_health
+
+    try:
+        health = stream_health(dsn)
+    except psycopg.Error as error:
+        raise DashboardError(f"could not read the speed layer's health from ops: {error}") from None
+    return health.state, health.reason
+
+
+def stream_health_state() -> tuple[str, str]:
+    """(ok | degraded | failed, reason): the speed layer's health as `retail status` shows it (one
+    definition, `spark.health.stream_health`)."""
+    return _stream_health(settings().analyst_dsn)

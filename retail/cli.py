@@ -162,7 +162,7 @@ def _wait_for_transactions(current: Settings, expected: int, timeout_s: float) -
 def down() -> None:
     """Stop every service; databases and logs stay in the state folder."""
     current = settings()
-    if stack.down(current):
+    if stack.down(current, report=typer.echo):
         typer.echo(f"Platform stopped; data kept in {current.state_dir}.")
     else:
         typer.echo("Nothing was running.")

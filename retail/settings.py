@@ -105,6 +105,20 @@ class Settings(BaseSettings):
     spark_ui_port: Port = 4040
     # How long Spark workers may reuse the known product/store ids before reading them again.
     stream_dimension_refresh_s: float = Field(default=10.0, ge=0)
+    # An event whose event_ts is more than this after its Kafka record's timestamp is dead-lettered as
+    # future_event (a clock far ahead would otherwise push the watermark there and make all else late).
+    stream_future_tolerance_s: float = Field(default=300.0, ge=0, le=7 * 86_400)
+    # When the broker's log of a topic was replaced (new topic id) before the stream landed all of it:
+    # "alert" continues on the new log and writes an error alert with the lost count per partition,
+    # "fail" stops the query with that message; "auto" is alert on the embedded (memory-only) broker
+    # and fail against RETAIL_KAFKA_BOOTSTRAP.
+    stream_loss_policy: Literal["auto", "alert", "fail"] = "auto"
+    # `retail down` waits at most this long for the stream to land what the embedded broker holds.
+    stream_drain_timeout_s: float = Field(default=120.0, ge=0, le=3600)
+    # The streaming job backs off after failures (2^n s) and, after this many failures within
+    # stream_failure_window_s, stops restarting: `retail status` then shows it failed with the reason.
+    stream_max_failures: int = Field(default=5, ge=1, le=1000)
+    stream_failure_window_s: float = Field(default=600.0, gt=0, le=86_400)
 
     # Dimension files loaded into raw.products / raw.stores.
     product_catalog_csv: Path = PROJECT_ROOT / "db" / "data" / "product_catalog.csv"
@@ -231,6 +245,12 @@ class Settings(BaseSettings):
     @property
     def embedded_kafka(self) -> bool:
         return self.kafka_bootstrap is None
+
+    @property
+    def stream_loss_policy_resolved(self) -> Literal["alert", "fail"]:
+        if self.stream_loss_policy == "auto":
+            return "alert" if self.embedded_kafka else "fail"
+        return self.stream_loss_policy
 
     @property
     def bootstrap_servers(self) -> str:

@@ -59,9 +59,12 @@ def basket_rows(transactions: pa.Table) -> pa.Table:
     return table
 
 
-def item_rows(transactions: pa.Table) -> pa.Table:
+def item_rows(transactions: pa.Table, with_source: bool = False) -> pa.Table:
     """raw.transaction_items: one row per line, numbered from 1 within its basket, a missing discount
-    as 0 (`transformations.explode_items` without its `is_first_product_line` helper column)."""
+    as 0 (`transformations.explode_items` without its `is_first_product_line` helper column).
+
+    `with_source` adds the basket's Kafka coordinates, so the sink inserts only the lines of baskets its
+    insert accepted (a duplicate transaction or event id must not add lines to another basket)."""
     items = transactions["items"].combine_chunks()
     lines = pc.list_flatten(items)
     lengths = pc.list_value_length(items).fill_null(0).to_numpy(zero_copy_only=False)
@@ -70,6 +73,7 @@ def item_rows(transactions: pa.Table) -> pa.Table:
     starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
     line_number = pa.array((np.arange(len(lines)) - starts + 1).astype(np.int32))
     discount = lines.field("discount")
+    source = {name: pc.take(transactions[name], parents) for name in KAFKA_COLUMNS} if with_source else {}
     return pa.table(
         {
             "transaction_id": pc.take(transactions["transaction_id"], parents),
@@ -80,6 +84,7 @@ def item_rows(transactions: pa.Table) -> pa.Table:
             "discount": pc.coalesce(discount, pa.scalar(0, discount.type)),
             "event_ts": pc.take(transactions["event_ts"], parents),
             "store_id": pc.take(transactions["store_id"], parents),
+            **source,
         }
     )
 
@@ -87,3 +92,16 @@ def item_rows(transactions: pa.Table) -> pa.Table:
 def refund_rows(refunds: pa.Table) -> pa.Table:
     """raw.refunds (`transformations.refund_rows`)."""
     return refunds.select(list(REFUND_ROW_COLUMNS))
+
+
+def without_records(events: pa.Table, records: set[tuple[int, int]]) -> pa.Table:
+    """`events` minus those read from the given Kafka (partition, offset) records."""
+    if not records:
+        return events
+    keep = [
+        (partition, offset) not in records
+        for partition, offset in zip(
+            events["kafka_partition"].to_pylist(), events["kafka_offset"].to_pylist(), strict=True
+        )
+    ]
+    return events.filter(pa.array(keep, pa.bool_()))

@@ -39,6 +39,7 @@ from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPart
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
 from pyspark.sql.types import StructType
 
+from spark.log_identity import LogChange, LogEnds, LossPolicy, lost_messages
 from spark.transformations import validate_messages
 from spark.validation import Dimensions, EventType, validate_batches
 
@@ -67,6 +68,16 @@ _PROBE_TIMEOUT_MS = 100
 
 class SourceDataLoss(RuntimeError):
     """The broker does not hold the offsets the checkpoint expects; continuing would skip data."""
+
+
+_NO_TOPIC_ID = {"", "00000000-0000-0000-0000-000000000000", "AAAAAAAAAAAAAAAAAAAAAA"}
+
+
+def _topic_id(consumer, topic: str) -> str:
+    """The broker's id of the topic ('' when it gives none); a recreated topic gets a new one."""
+    topic_id = consumer._client.cluster.topic_id(topic)
+    text = str(topic_id) if topic_id is not None else ""
+    return "" if text in _NO_TOPIC_ID else text
 
 
 def data_loss_message(topic: str, partition: int, checkpointed: int, earliest: int, latest: int) -> str:
@@ -237,18 +248,35 @@ def warm_up_workers(spark, settings) -> None:
     spark.range(slots, numPartitions=slots).mapInArrow(warm, "id long").collect()
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """A topic log as the broker holds it now: its id ('' when the broker gives none) and the earliest
+    and (highest real) end offset per partition."""
+
+    topic_id: str
+    earliest: dict[int, int]
+    latest: dict[int, int]
+
+
 class KafkaStreamReader(DataSourceStreamReader):
     """Plans offset ranges on the driver; `read` runs on the workers and is stateless."""
 
-    def __init__(self, options: Mapping[str, str], validate: Validate | None = None) -> None:
+    def __init__(
+        self,
+        options: Mapping[str, str],
+        validate: Validate | None = None,
+        ops_dsn: str | None = None,
+    ) -> None:
         self.bootstrap = options["bootstrap"]
         self.topic = options["topic"]
         limit = options.get("maxRecordsPerBatch")
         self.max_records = int(limit) if limit else None
         self.max_partitions = int(options.get("maxPartitions") or 1_000_000)
+        self.loss_policy: LossPolicy = "fail" if options.get("lossPolicy") == "fail" else "alert"
         self.validate = validate
+        self.ends = LogEnds(self.topic, ops_dsn)
         self._consumer = None
-        self._recent_bounds: tuple[float, tuple[dict[int, int], dict[int, int]]] | None = None
+        self._recent_bounds: tuple[float, Bounds] | None = None
 
     # Broker metadata ----------------------------------------------------------------------------
 
@@ -257,32 +285,31 @@ class KafkaStreamReader(DataSourceStreamReader):
             self._consumer = _consumer(self.bootstrap)
         return self._consumer
 
-    def _bounds(self) -> tuple[dict[int, int], dict[int, int]]:
-        """(earliest, latest) offset per partition of the topic, as the broker holds them now."""
-
+    def log_bounds(self, probe_timeout_ms: int = _PROBE_TIMEOUT_MS) -> Bounds:
+        """The topic's log now. Its end per partition never goes below the highest end seen of the same
+        log: one slow probe (a busy machine) must not look like lost data."""
         consumer = self._client()
+        consumer.topics()  # fresh metadata: a recreated topic has a new id
         partitions = consumer.partitions_for_topic(self.topic)
-        if not partitions:
-            # Metadata may lag a just-created topic; ask again before calling it missing.
-            consumer.topics()
-            partitions = consumer.partitions_for_topic(self.topic)
         if not partitions:
             raise SourceDataLoss(
                 f"Kafka topic {self.topic!r} does not exist on {self.bootstrap}; create it "
                 "(`retail up` does) before starting the stream"
             )
+        topic_id = _topic_id(consumer, self.topic)
         tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         earliest = consumer.beginning_offsets(tps)
-        latest = self._probe_ends(consumer, tps, consumer.end_offsets(tps))
-        bounds = (
-            {tp.partition: earliest[tp] for tp in tps},
-            {tp.partition: latest[tp] for tp in tps},
-        )
+        latest = self._probe_ends(consumer, tps, consumer.end_offsets(tps), probe_timeout_ms)
+        probed = {tp.partition: latest[tp] for tp in tps}
+        seen = self.ends.raise_to(topic_id, probed)
+        # Without a topic id, old and new logs share one record of ends: use what the broker says.
+        ends = {p: seen[p] for p in probed} if topic_id else probed
+        bounds = Bounds(topic_id, {tp.partition: earliest[tp] for tp in tps}, ends)
         self._recent_bounds = (time.monotonic(), bounds)
         return bounds
 
     @staticmethod
-    def _probe_ends(consumer, tps: list, reported: dict) -> dict:
+    def _probe_ends(consumer, tps: list, reported: dict, timeout_ms: int = _PROBE_TIMEOUT_MS) -> dict:
         """True end offsets: the embedded broker (Tansu, memory storage) reports the base offset of a
         partition's last record batch as its end offset, so records of that last batch would never be
         read. A fetch at the reported offset returns that batch; its last offset + 1 is the real end.
@@ -291,70 +318,112 @@ class KafkaStreamReader(DataSourceStreamReader):
         for tp in tps:
             consumer.seek(tp, reported[tp])
         ends = dict(reported)
-        for records in consumer.poll(timeout_ms=_PROBE_TIMEOUT_MS).values():
+        for records in consumer.poll(timeout_ms=timeout_ms).values():
             for record in records:
                 tp = TopicPartition(record.topic, record.partition)
                 ends[tp] = max(ends[tp], record.offset + 1)
         return ends
 
-    def _check(self, start: dict[int, int], earliest: dict[int, int], latest: dict[int, int]) -> None:
+    def _confirmed_behind(self, begin: dict[int, int], bounds: Bounds) -> Bounds:
+        """Ask again, with patience, while the log looks shorter than the checkpoint: only a log that
+        stays shorter over several slow probes is declared another log."""
+        for _ in range(3):
+            if all(bounds.latest.get(p, -1) >= o for p, o in begin.items()):
+                return bounds
+            bounds = self.log_bounds(probe_timeout_ms=2000)
+        return bounds
+
+    def _check_retention(self, start: dict[int, int], bounds: Bounds) -> None:
         for partition, checkpointed in start.items():
-            if partition not in latest:
+            if partition not in bounds.latest:
                 raise SourceDataLoss(
                     f"SourceDataLoss: Kafka topic {self.topic!r} partition {partition} (checkpointed offset "
                     f"{checkpointed}) no longer exists; the topic was recreated with fewer partitions. "
                     f"Run `{RESET_COMMAND}` if that is accepted."
                 )
-            if earliest[partition] > checkpointed or latest[partition] < checkpointed:
-                raise SourceDataLoss(
-                    data_loss_message(
-                        self.topic, partition, checkpointed, earliest[partition], latest[partition]
-                    )
-                )
+            earliest, latest = bounds.earliest[partition], bounds.latest[partition]
+            if earliest > checkpointed or latest < checkpointed:
+                raise SourceDataLoss(data_loss_message(self.topic, partition, checkpointed, earliest, latest))
 
-    def _offset(self, positions: dict[int, int]) -> dict:
-        return {"topic": self.topic, "partitions": {str(p): o for p, o in sorted(positions.items())}}
+    def _replaced(self, start: dict, begin: dict[int, int], bounds: Bounds) -> Bounds | None:
+        """The current log when it is not the one `start` points into (None when it is the same)."""
+        old_id = start.get("topic_id")
+        if old_id and bounds.topic_id:
+            return bounds if old_id != bounds.topic_id else None
+        # No ids to compare: a log confirmed shorter than the checkpoint is another log.
+        confirmed = self._confirmed_behind(begin, bounds)
+        shorter = any(confirmed.latest.get(p, -1) < o for p, o in begin.items())
+        return confirmed if shorter else None
 
-    def _positions(self, offset: dict) -> dict[int, int]:
+    def _on_replaced(self, start: dict, landed: dict[int, int], bounds: Bounds) -> None:
+        """Count what the old log held beyond `landed`; alert (and go on) or stop, by policy."""
+        old_id = str(start.get("topic_id") or "")
+        change = LogChange(self.topic, old_id, bounds.topic_id, lost_messages(self.ends.seen(old_id), landed))
+        self.ends.record_change(change, self.loss_policy)
+        if change.total and self.loss_policy == "fail":
+            raise SourceDataLoss(change.message())
+
+    def _offset(self, positions: dict[int, int], topic_id: str = "", log_start: dict | None = None) -> dict:
+        offset: dict = {"topic": self.topic, "partitions": {str(p): o for p, o in sorted(positions.items())}}
+        if topic_id:
+            offset["topic_id"] = topic_id
+        if log_start is not None:
+            # First offsets of a new log: the batch ending here reads from them (see `partitions`).
+            offset["log_start"] = {str(p): o for p, o in sorted(log_start.items())}
+        return offset
+
+    def _positions(self, offset: dict, key: str = "partitions") -> dict[int, int]:
         if offset.get("topic") != self.topic:
             raise SourceDataLoss(
                 f"the checkpoint belongs to topic {offset.get('topic')!r}, not {self.topic!r}; "
                 f"use another checkpoint location or run `{RESET_COMMAND}`"
             )
-        return {int(p): int(o) for p, o in offset["partitions"].items()}
+        return {int(p): int(o) for p, o in offset[key].items()}
 
     # Spark's streaming reader API -------------------------------------------------------------------
 
     def initialOffset(self) -> dict:
-        earliest, _ = self._bounds()
-        return self._offset(earliest)
+        bounds = self.log_bounds()
+        return self._offset(bounds.earliest, bounds.topic_id)
 
     def getDefaultReadLimit(self) -> ReadLimit:
         return ReadMaxRows(self.max_records) if self.max_records else ReadAllAvailable()
 
     def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
         begin = self._positions(start)
-        earliest, latest = self._bounds()
-        self._check(begin, earliest, latest)
+        bounds = self.log_bounds()
+        log_start = None
+        replaced = self._replaced(start, begin, bounds)
+        if replaced is not None:
+            self._on_replaced(start, begin, replaced)
+            bounds = replaced
+            begin = log_start = dict(bounds.earliest)
+        else:
+            self._check_retention(begin, bounds)
         # Partitions added since the last batch start at their earliest offset.
-        begin = {p: begin.get(p, earliest[p]) for p in latest}
-        if isinstance(limit, ReadMaxRows):
-            return self._offset(admit(begin, latest, limit.max_rows))
-        return self._offset(latest)
+        begin = {p: begin.get(p, bounds.earliest[p]) for p in bounds.latest}
+        end = admit(begin, bounds.latest, limit.max_rows) if isinstance(limit, ReadMaxRows) else bounds.latest
+        return self._offset(end, bounds.topic_id, log_start)
 
     def partitions(self, start: dict, end: dict) -> Sequence[InputPartition]:
-        begin = self._positions(start)
         finish = self._positions(end)
+        begin = self._positions(end, "log_start") if "log_start" in end else self._positions(start)
         # Spark plans a batch right after latestOffset: reuse those bounds instead of asking the broker
         # again (one round trip less per trigger). A restarted query asks afresh.
         recent = self._recent_bounds
-        earliest, latest = recent[1] if recent and time.monotonic() - recent[0] < 2.0 else self._bounds()
+        bounds = recent[1] if recent and time.monotonic() - recent[0] < 2.0 else self.log_bounds()
+        if end.get("topic_id") and bounds.topic_id and end["topic_id"] != bounds.topic_id:
+            # A batch planned on a log that is gone (replayed after a restart): its records cannot be
+            # read any more. Count them as lost with the rest of that log; the next batch starts the
+            # new log.
+            self._on_replaced(end, begin, bounds)
+            return []
         # A restarted query replays its last planned batch: the broker must still hold all of it.
-        self._check({p: o for p, o in begin.items() if finish.get(p, o) > o}, earliest, latest)
+        self._check_retention({p: o for p, o in begin.items() if finish.get(p, o) > o}, bounds)
         ranges = [
-            KafkaRange(p, begin.get(p, earliest.get(p, 0)), stop)
+            KafkaRange(p, begin.get(p, bounds.earliest.get(p, 0)), stop)
             for p, stop in sorted(finish.items())
-            if stop > begin.get(p, earliest.get(p, 0))
+            if stop > begin.get(p, bounds.earliest.get(p, 0))
         ]
         return [
             KafkaRanges(self.bootstrap, self.topic, group)
@@ -409,7 +478,12 @@ class KafkaSource(DataSource):
         return KafkaStreamReader(self.options)
 
 
-def validating_source(event_type: EventType, dimensions: Dimensions) -> type[KafkaSource]:
+def validating_source(
+    event_type: EventType,
+    dimensions: Dimensions,
+    future_tolerance_s: float = 300.0,
+    ops_dsn: str | None = None,
+) -> type[KafkaSource]:
     """A `KafkaSource` whose records leave validated, with the columns `validate_messages` adds.
 
     Defined per call so that Spark pickles the class by value with its `dimensions` (which carry the
@@ -424,7 +498,8 @@ def validating_source(event_type: EventType, dimensions: Dimensions) -> type[Kaf
             return f"{KAFKA_COLUMNS_DDL}, {VALIDATION_COLUMNS_DDL}"
 
         def streamReader(self, schema: StructType) -> DataSourceStreamReader:
-            return KafkaStreamReader(self.options, validate_batches(event_type, dimensions))
+            validate = validate_batches(event_type, dimensions, future_tolerance_s)
+            return KafkaStreamReader(self.options, validate, ops_dsn)
 
     return ValidatingKafkaSource
 
@@ -450,6 +525,7 @@ def _python_source_stream(spark, settings, topic: str, source: type[KafkaSource]
         .option("topic", topic)
         .option("maxRecordsPerBatch", str(settings.stream_max_records_per_batch))
         .option("maxPartitions", str(spark.sparkContext.defaultParallelism))
+        .option("lossPolicy", settings.stream_loss_policy_resolved)
         .load()
     )
 
@@ -467,6 +543,9 @@ def kafka_stream(spark, settings, topic: str) -> DataFrame:
 def validated_stream(spark, settings, topic: str, event_type: EventType, dimensions: Dimensions) -> DataFrame:
     """`validate_messages(kafka_stream(...))`: Kafka's columns plus `event_json`, `reason`, `error`.
     The Python source validates while it reads (see the module docstring)."""
+    tolerance = settings.stream_future_tolerance_s
     if settings.stream_source == "kafka":
-        return validate_messages(_builtin_kafka_stream(spark, settings, topic), event_type, dimensions)
-    return _python_source_stream(spark, settings, topic, validating_source(event_type, dimensions))
+        stream = _builtin_kafka_stream(spark, settings, topic)
+        return validate_messages(stream, event_type, dimensions, tolerance)
+    source = validating_source(event_type, dimensions, tolerance, settings.writer_dsn)
+    return _python_source_stream(spark, settings, topic, source)

@@ -7,13 +7,15 @@ transaction never committed left nothing behind and is written in full. ``query_
 query id, so a fresh checkpoint (whose batch ids restart at 0) is never mistaken for an old one.
 
 One query per topic does all of its topic's Postgres outputs in that transaction: raw rows, dead
-letters, late-event counts, the shared event-time watermark and the minute metrics. The metrics are
+letters, late-event counts, the topic's event-time watermark and the minute metrics. The metrics are
 aggregated from the rows the raw insert actually added (``on conflict do nothing ... returning``), so a
 duplicate event id (which the producer sends on purpose) or a replayed batch never counts twice, and
 each window is added to (``units = units + excluded.units``) under the rule Spark's windowed
-aggregation uses: an event whose 1-minute window ended at or before the watermark (latest event time of
-earlier batches - 5 minutes) is late: kept in raw and the lake, counted in ops.late_events, not
-aggregated. Before the transaction commits, the batch's valid events are handed to the lake
+aggregation uses: an event whose 1-minute window ended at or before its topic's watermark (latest
+event time that landed in earlier batches of the topic - 5 minutes) is late: kept in raw and the lake,
+counted in ops.late_events, not aggregated. An event that reuses a landed transaction, refund or event
+id with the other id different is dead-lettered (`duplicate_*`) and adds nothing. Before the
+transaction commits, the batch's valid events are handed to the lake
 (`spark.lake.LakeSpool`), under a name that a replay of the same batch reproduces.
 
 Bulk path: each batch becomes Arrow on the driver once (``toArrow`` of
@@ -36,19 +38,25 @@ from dataclasses import dataclass, field
 
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from pyspark.sql import DataFrame, SparkSession
 
-from spark.arrow_rows import SplitBatch, basket_rows, item_rows, refund_rows, split_batch
+from spark.arrow_rows import (
+    SplitBatch,
+    basket_rows,
+    item_rows,
+    refund_rows,
+    split_batch,
+    without_records,
+)
 from spark.lake import LakeSpool
 from spark.transformations import WATERMARK_DELAY_S, parsed_or_rejected
 from spark.validation import EventType
 
 log = logging.getLogger(__name__)
 
-# Both topics share one event-time watermark, so the metrics of sales and refunds close together.
-WATERMARK_NAME = "events"
+# Each topic has its own event-time watermark (ops.stream_watermarks row named after the topic): a
+# refunds topic that lags the transactions topic in event time loses nothing to lateness.
 _CSV = pacsv.WriteOptions(include_header=False)
 # The UTC minute of an event: its 1-minute window's start.
 _MINUTE = "date_trunc('minute', event_ts, 'UTC')"
@@ -99,18 +107,17 @@ class _CommittingSink:
     _conn: psycopg.Connection | None = field(default=None, init=False, repr=False)
     _query_id: str | None = field(default=None, init=False)
 
-    # (name, like table) of the temporary tables the sink's batches COPY into: created once per
-    # connection, emptied by each commit.
-    temp_tables: tuple[tuple[str, str], ...] = ()
+    # (name, like table, extra columns) of the temporary tables the sink's batches COPY into: created
+    # once per connection, emptied by each commit.
+    temp_tables: tuple[tuple[str, str, str], ...] = ()
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = psycopg.connect(self.dsn, connect_timeout=10)
             with self._conn.transaction():
-                for name, like in self.temp_tables:
-                    self._conn.execute(
-                        f"create temp table {name} (like {like} including defaults) on commit delete rows"
-                    )
+                for name, like, extra in self.temp_tables:
+                    columns = f"like {like} including defaults" + (f", {extra}" if extra else "")
+                    self._conn.execute(f"create temp table {name} ({columns}) on commit delete rows")
         return self._conn
 
     def commit(
@@ -175,17 +182,17 @@ def _write_dead_letters(cursor: psycopg.Cursor, rows: pa.Table) -> int:
     return rows.num_rows
 
 
-def _lock_watermark(cursor: psycopg.Cursor) -> object | None:
-    """Lock the shared watermark for this transaction and return the late cut-off (None before the
+def _lock_watermark(cursor: psycopg.Cursor, topic: str) -> object | None:
+    """Lock the topic's watermark for this transaction and return its late cut-off (None before the
     first batch): a row is late when its 1-minute window ended at or before it.
 
-    Late = the event's window ended at or before (max event time of earlier batches - 5 min), the rule
-    Spark's windowed aggregation uses to drop input rows. Both sinks take this lock first, so their
-    transactions touch ops.late_events and speed.product_metrics_minute one after the other."""
+    Late = the event's window ended at or before (max event time that landed in earlier batches of this
+    topic - 5 min), the rule Spark's windowed aggregation uses to drop input rows. The lock makes a
+    replaced or restarted query's transactions on the topic's rows run one after the other."""
     row = cursor.execute(
         "select max_event_ts - make_interval(secs => %s) from ops.stream_watermarks"
         " where watermark_name = %s for update",
-        (WATERMARK_DELAY_S, WATERMARK_NAME),
+        (WATERMARK_DELAY_S, topic),
     ).fetchone()
     return row[0] if row is not None else None
 
@@ -209,15 +216,40 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _advance_watermark(cursor: psycopg.Cursor, batch_max: object) -> None:
-    if batch_max is not None:
-        cursor.execute(
-            """insert into ops.stream_watermarks (watermark_name, max_event_ts) values (%s, %s)
-               on conflict (watermark_name) do update set
-                   max_event_ts = greatest(ops.stream_watermarks.max_event_ts, excluded.max_event_ts),
-                   updated_at = now()""",
-            (WATERMARK_NAME, batch_max),
-        )
+def _advance_watermark(topic: str) -> str:
+    """CTE body over `inserted` (rows this batch's insert added): raise the topic's max event time to
+    the latest of them. Events refused or already present do not move it."""
+    return f"""insert into ops.stream_watermarks (watermark_name, max_event_ts)
+        select {_literal(topic)}, max(event_ts) from inserted having max(event_ts) is not null
+        on conflict (watermark_name) do update set
+            max_event_ts = greatest(ops.stream_watermarks.max_event_ts, excluded.max_event_ts),
+            updated_at = now()"""
+
+
+def _write_duplicates(
+    cursor: psycopg.Cursor, topic: str, staged: str, table: str, key: str
+) -> set[tuple[int, int]]:
+    """Dead-letter the staged events whose `key` or event_id already landed with the other one different:
+    such an event is not a redelivery (those are dropped silently) but a second event under a used id.
+    The raw insert has skipped them (its unique keys), so nothing of them landed; returns their Kafka
+    (partition, offset), which the lake must not get either."""
+    reason = f"duplicate_{key}"
+    rows = cursor.execute(
+        f"""insert into ops.dead_letter (topic, kafka_partition, kafka_offset, reason, error)
+            select {_literal(topic)}, s.kafka_partition, s.kafka_offset,
+                case when by_key.event_id is not null then {_literal(reason)} else 'duplicate_event_id' end,
+                case when by_key.event_id is not null
+                    then format('{key} %%s already landed with event_id %%s', s.{key}, by_key.event_id)
+                    else format('event_id %%s already landed with {key} %%s', s.event_id, by_event.{key})
+                end
+            from {staged} s
+            left join {table} by_key on by_key.{key} = s.{key} and by_key.event_id <> s.event_id
+            left join {table} by_event on by_event.event_id = s.event_id and by_event.{key} <> s.{key}
+            where by_key.event_id is not null or by_event.event_id is not null
+            on conflict do nothing
+            returning kafka_partition, kafka_offset"""
+    ).fetchall()
+    return {(partition, offset) for partition, offset in rows}
 
 
 @dataclass
@@ -247,9 +279,9 @@ class RawTransactionsSink(_RawSink):
 
     topic: str = "transactions"
     event_type: EventType = "transaction"
-    temp_tables: tuple[tuple[str, str], ...] = (
-        ("tmp_transactions", "raw.transactions"),
-        ("tmp_items", "raw.transaction_items"),
+    temp_tables: tuple[tuple[str, str, str], ...] = (
+        ("tmp_transactions", "raw.transactions", ""),
+        ("tmp_items", "raw.transaction_items", "kafka_partition integer, kafka_offset bigint"),
     )
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
@@ -257,14 +289,14 @@ class RawTransactionsSink(_RawSink):
         batch = self._split(batch_df)
         converted = time.perf_counter()
         baskets = basket_rows(batch.events)
-        items = item_rows(batch.events)
-        batch_max = pc.max(baskets["event_ts"]).as_py() if baskets.num_rows else None
+        items = item_rows(batch.events, with_source=True)
 
         def write(cursor: psycopg.Cursor) -> BatchResult:
-            self._hand_to_lake(batch_id, batch.events)
-            cutoff = _lock_watermark(cursor)
+            cutoff = _lock_watermark(cursor, self.topic)
             copy_arrow(cursor, "tmp_transactions", baskets)
             copy_arrow(cursor, "tmp_items", items)
+            # Lines only of the baskets this insert added (matched by Kafka record): a repeated event,
+            # or another basket under a used transaction or event id, adds no line and no metric.
             cursor.execute(
                 f"""with inserted as (
                         insert into raw.transactions (transaction_id, event_id, event_ts, store_id,
@@ -272,25 +304,25 @@ class RawTransactionsSink(_RawSink):
                             kafka_partition, kafka_offset)
                         select transaction_id, event_id, event_ts, store_id, customer_id, channel,
                             payment_method, line_count, schema_version, kafka_partition, kafka_offset
-                        from tmp_transactions on conflict do nothing
-                        returning event_ts)
-                    {_late_counts(self.topic)}""",
-                {"cutoff": cutoff},
-            )
-            # Metrics from the lines this insert added: a repeated event adds nothing.
-            cursor.execute(
-                f"""with inserted as (
+                        from tmp_transactions order by kafka_partition, kafka_offset
+                        on conflict do nothing
+                        returning transaction_id, kafka_partition, kafka_offset, event_ts),
+                    late as ({_late_counts(self.topic)}),
+                    watermark as ({_advance_watermark(self.topic)}),
+                    lines as (
                         insert into raw.transaction_items (transaction_id, line_number, product_id,
                             quantity, unit_price, discount, event_ts, store_id)
-                        select transaction_id, line_number, product_id, quantity, unit_price, discount,
-                            event_ts, store_id
-                        from tmp_items on conflict do nothing
+                        select i.transaction_id, i.line_number, i.product_id, i.quantity, i.unit_price,
+                            i.discount, i.event_ts, i.store_id
+                        from tmp_items i
+                        join inserted b using (transaction_id, kafka_partition, kafka_offset)
+                        on conflict do nothing
                         returning transaction_id, product_id, quantity, unit_price, discount, event_ts)
                     insert into speed.product_metrics_minute as m (window_start, product_id, units,
                         gross_revenue, discount, transactions)
                     select {_MINUTE}, product_id, sum(quantity), sum(quantity * unit_price), sum(discount),
                         count(distinct transaction_id)
-                    from inserted where {_ON_TIME}
+                    from lines where {_ON_TIME}
                     group by 1, 2 order by 1, 2
                     on conflict (window_start, product_id) do update set
                         units = m.units + excluded.units,
@@ -300,9 +332,14 @@ class RawTransactionsSink(_RawSink):
                         updated_at = now()""",
                 {"cutoff": cutoff},
             )
-            _advance_watermark(cursor, batch_max)
             dead = _write_dead_letters(cursor, batch.dead_letters)
-            return BatchResult(rows_written=baskets.num_rows + items.num_rows, dead_letters=dead)
+            duplicates = _write_duplicates(
+                cursor, self.topic, "tmp_transactions", "raw.transactions", "transaction_id"
+            )
+            self._hand_to_lake(batch_id, without_records(batch.events, duplicates))
+            return BatchResult(
+                rows_written=baskets.num_rows + items.num_rows, dead_letters=dead + len(duplicates)
+            )
 
         self.commit(batch_df.sparkSession, batch_id, write)
         log.debug(
@@ -324,16 +361,14 @@ class RawRefundsSink(_RawSink):
 
     topic: str = "refunds"
     event_type: EventType = "refund"
-    temp_tables: tuple[tuple[str, str], ...] = (("tmp_refunds", "raw.refunds"),)
+    temp_tables: tuple[tuple[str, str, str], ...] = (("tmp_refunds", "raw.refunds", ""),)
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         batch = self._split(batch_df)
         refunds = refund_rows(batch.events)
-        batch_max = pc.max(refunds["event_ts"]).as_py() if refunds.num_rows else None
 
         def write(cursor: psycopg.Cursor) -> BatchResult:
-            self._hand_to_lake(batch_id, batch.events)
-            cutoff = _lock_watermark(cursor)
+            cutoff = _lock_watermark(cursor, self.topic)
             copy_arrow(cursor, "tmp_refunds", refunds)
             # Late counts and metrics from the refunds this insert added: a repeated event adds nothing.
             cursor.execute(
@@ -343,9 +378,10 @@ class RawRefundsSink(_RawSink):
                             kafka_offset)
                         select refund_id, event_id, transaction_id, product_id, quantity, amount,
                             reason, event_ts, schema_version, kafka_partition, kafka_offset
-                        from tmp_refunds on conflict do nothing
+                        from tmp_refunds order by kafka_partition, kafka_offset on conflict do nothing
                         returning product_id, amount, event_ts),
-                    late as ({_late_counts(self.topic)})
+                    late as ({_late_counts(self.topic)}),
+                    watermark as ({_advance_watermark(self.topic)})
                     insert into speed.product_metrics_minute as m (window_start, product_id, refunds,
                         refund_amount)
                     select {_MINUTE}, product_id, count(*), sum(amount)
@@ -357,8 +393,9 @@ class RawRefundsSink(_RawSink):
                         updated_at = now()""",
                 {"cutoff": cutoff},
             )
-            _advance_watermark(cursor, batch_max)
             dead = _write_dead_letters(cursor, batch.dead_letters)
-            return BatchResult(rows_written=refunds.num_rows, dead_letters=dead)
+            duplicates = _write_duplicates(cursor, self.topic, "tmp_refunds", "raw.refunds", "refund_id")
+            self._hand_to_lake(batch_id, without_records(batch.events, duplicates))
+            return BatchResult(rows_written=refunds.num_rows, dead_letters=dead + len(duplicates))
 
         self.commit(batch_df.sparkSession, batch_id, write)

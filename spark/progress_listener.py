@@ -1,7 +1,8 @@
 """Record every streaming query's progress in ops.stream_progress, for the dashboard's health page.
 
 A StreamingQueryListener runs on the driver and sees each micro-batch's progress report: input and
-processed rows per second, batch duration and watermark come from Spark; rows written and dead letters
+processed rows per second and batch duration come from Spark; the watermark of a raw query is its
+topic's own (ops.stream_watermarks, kept by the sink, as Spark's is not used); rows written and dead letters
 come from the batch's `ops.sink_commits` row for Postgres sinks (Spark cannot see inside foreachBatch) and
 from the sink's reported output rows for the lake's file sinks. Failing to record progress is logged and
 never stops a query.
@@ -22,6 +23,9 @@ from pyspark.sql.streaming.listener import (
     QueryTerminatedEvent,
 )
 
+from spark.health import failure_message, record_query_state
+from spark.transformations import WATERMARK_DELAY_S
+
 log = logging.getLogger(__name__)
 
 
@@ -34,8 +38,12 @@ def _timestamp(value: str | None) -> datetime | None:
 class ProgressRecorder(StreamingQueryListener):
     """Inserts one ops.stream_progress row per (query, run, batch)."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, watermarks: dict[str, str] | None = None) -> None:
         self._dsn = dsn
+        # query name -> ops.stream_watermarks name (its topic)
+        self._watermarks = dict(watermarks or {})
+        # query id -> name: a termination event carries only the id
+        self._names: dict[str, str] = {}
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
 
@@ -46,6 +54,15 @@ class ProgressRecorder(StreamingQueryListener):
 
     def onQueryStarted(self, event: QueryStartedEvent) -> None:
         log.info("streaming query %s started (id %s, run %s)", event.name, event.id, event.runId)
+        self._names[str(event.id)] = event.name or str(event.id)
+        self._state(event.name or str(event.id), "running", None, str(event.runId))
+
+    def _state(self, name: str, state: str, reason: str | None, run_id: str) -> None:
+        """ops.stream_status for `retail status` and the health page; never stops a query."""
+        try:
+            record_query_state(self._dsn, name, state, reason, run_id)
+        except psycopg.Error as error:
+            log.warning("could not record the state of %s: %s", name, error)
 
     def onQueryProgress(self, event: QueryProgressEvent) -> None:
         progress = event.progress
@@ -61,6 +78,8 @@ class ProgressRecorder(StreamingQueryListener):
             "processed_rate": progress.processedRowsPerSecond,
             "duration_ms": progress.batchDuration,
             "watermark": _timestamp((progress.eventTime or {}).get("watermark")),
+            "watermark_name": self._watermarks.get(progress.name or ""),
+            "delay_s": WATERMARK_DELAY_S,
             "sink_rows": sink_rows if sink_rows is not None and sink_rows >= 0 else None,
         }
         try:
@@ -70,7 +89,9 @@ class ProgressRecorder(StreamingQueryListener):
                            input_rows_per_s, processed_rows_per_s, batch_duration_ms, watermark, rows_written,
                            dead_letters)
                        select %(query_name)s, %(run_id)s, %(batch_id)s, %(reported_at)s, %(input_rows)s,
-                           %(input_rate)s, %(processed_rate)s, %(duration_ms)s, %(watermark)s,
+                           %(input_rate)s, %(processed_rate)s, %(duration_ms)s,
+                           coalesce(%(watermark)s, (select w.max_event_ts - make_interval(secs => %(delay_s)s)
+                               from ops.stream_watermarks w where w.watermark_name = %(watermark_name)s)),
                            coalesce(c.rows_written, %(sink_rows)s), c.dead_letters
                        from (select 1) as one
                        left join ops.sink_commits c on c.query_name = %(query_name)s
@@ -92,5 +113,10 @@ class ProgressRecorder(StreamingQueryListener):
         """Idle triggers write nothing: the last progress row stays the latest."""
 
     def onQueryTerminated(self, event: QueryTerminatedEvent) -> None:
+        name = self._names.get(str(event.id), str(event.id))
         if event.exception:
-            log.error("streaming query %s stopped: %s", event.id, event.exception.splitlines()[0])
+            reason = failure_message(RuntimeError(event.exception))
+            log.error("streaming query %s stopped: %s", name, reason)
+            self._state(name, "failed", reason, str(event.runId))
+        else:
+            self._state(name, "stopped", None, str(event.runId))

@@ -3,6 +3,8 @@
 Healthy when the job's Spark UI answers its REST API: the JVM is up and the application registered.
 Queries that later fail stop the process (exit status 1, cause in `retail logs stream`), and supervisord
 restarts it; the checkpoints make the restart continue exactly where the last committed batch ended.
+The job backs off after failures and, after too many, exits with status 3, which is not restarted;
+`health` (ops tables, `spark.health`) is what `retail status` adds to the process state.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import sys
 import urllib.request
 
+import psycopg
+
 from retail.settings import PROJECT_ROOT, Settings
 from retail.stack.airflow import retail_environment
 from retail.stack.service import Service
+from spark.health import StreamHealth, stream_health
 
 
 def health_check(settings: Settings) -> None:
@@ -37,4 +42,14 @@ def service(settings: Settings) -> Service:
         # SIGTERM stops the queries between batches; a hard kill is safe too (exactly-once sinks).
         stop_signal="TERM",
         stop_wait_s=60,
+        # The job gave up after repeated failures (spark.streaming_job.GAVE_UP): stay stopped, visibly.
+        expected_exit_codes=(0, 3),
     )
+
+
+def health(settings: Settings) -> StreamHealth | None:
+    """The stream's health from the ops tables (None when the database cannot be read)."""
+    try:
+        return stream_health(settings.writer_dsn, settings.stream_failure_window_s)
+    except psycopg.Error:
+        return None

@@ -9,7 +9,8 @@ query, which writes every Postgres output of its topic in one transaction per mi
 (`spark.postgres_sink`):
 
 1. raw_transactions   transactions topic -> raw.transactions, raw.transaction_items, and the sales
-                      columns of speed.product_metrics_minute (1-minute windows, 5-minute watermark)
+                      columns of speed.product_metrics_minute (1-minute windows, 5-minute watermark
+                      per topic)
 2. raw_refunds        refunds topic -> raw.refunds and the refund columns of the minute metrics
 3. lake_transactions, the valid events the raw queries handed over -> Parquet under settings.lake,
    lake_refunds       partitioned by event date (`spark.lake`)
@@ -18,16 +19,17 @@ Queries 1 and 2 also write ops.dead_letter (invalid messages) and ops.late_event
 watermark, which the metrics leave out but raw and lake keep). All writes are exactly-once; progress
 goes to ops.stream_progress (`spark.progress_listener`).
 
-If the broker lost data or was reset, a query stops with `SourceDataLoss` naming topic, partition and
-offsets. `--reset-checkpoints` moves the checkpoints (and the lake's file-sink logs) aside into a
-`<checkpoint_dir>.reset-<UTC time>` folder, so the next start re-reads every topic from its earliest offset;
-the raw tables ignore events they already hold (unique event_id).
+A replaced broker log (restart of the memory-only broker, recreated topic) is told by its topic id
+(`spark.log_identity`): the raw queries continue from the start of the new log, and messages of the old
+log that never landed raise an error alert with exact counts (or stop the query, RETAIL_STREAM_LOSS_POLICY).
+`--reset-checkpoints` moves the raw queries' checkpoints aside into `<checkpoint_dir>.reset-<UTC time>`,
+so the next start re-reads every topic from its earliest offset (the raw tables ignore events they
+already hold); the lake's checkpoints and file-sink logs stay.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import signal
 import sys
@@ -36,13 +38,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from retail.settings import Settings, get_settings
+from retail.topics import ensure_topics
+from spark.drain import LogEndWatcher
+from spark.health import failure_message, recent_failures, record_failure
 from spark.kafka_source import validated_stream, warm_up_workers
-from spark.lake import DATASETS, LakeSpool, dataset_path, spool_path, start_lake_query
+from spark.lake import LakeSpool, spool_path, start_lake_query
 from spark.postgres_sink import RawRefundsSink, RawTransactionsSink
 from spark.progress_listener import ProgressRecorder
 from spark.session import spark_session
@@ -137,16 +143,6 @@ def start_queries(
     return queries
 
 
-def failure_message(error: BaseException) -> str:
-    """The actionable line of a query failure (a SourceDataLoss message when that is the cause)."""
-    text = str(error)
-    match = re.search(r"SourceDataLoss: [^\n]*", text)
-    if match:
-        return match.group(0)
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
 def _local_path(uri: str) -> Path | None:
     parts = urlsplit(uri)
     if parts.scheme in ("", "file"):
@@ -155,40 +151,46 @@ def _local_path(uri: str) -> Path | None:
 
 
 def reset_checkpoints(settings: Settings) -> Path | None:
-    """Move the checkpoints and the lake's file-sink logs aside; returns the backup folder (None if
-    there was nothing to move). Local paths only: move remote ones with your storage's tools."""
+    """Move the Kafka-reading queries' checkpoints aside; returns the backup folder (None if there was
+    nothing to move). Local paths only: move remote ones with your storage's tools.
+
+    The lake queries keep their checkpoints and the lake keeps its `_spark_metadata` log: they read the
+    raw queries' spool, not Kafka, and moving the log aside would hide every earlier lake file from the
+    batch layer."""
     checkpoints = _local_path(settings.checkpoint_dir)
     if checkpoints is None:
         raise StreamFailed(
-            f"checkpoints at {settings.checkpoint_dir} are not local: move them aside with your storage's "
-            "tools (and each lake dataset's _spark_metadata folder)"
+            f"checkpoints at {settings.checkpoint_dir} are not local: move the {RAW_TRANSACTIONS} and "
+            f"{RAW_REFUNDS} checkpoints aside with your storage's tools"
         )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     backup = checkpoints.with_name(f"{checkpoints.name}.reset-{stamp}")
     moved = False
-    if checkpoints.exists():
-        shutil.move(checkpoints, backup)
-        moved = True
-    for dataset in DATASETS:
-        lake = _local_path(dataset_path(settings, dataset))
-        metadata = lake / "_spark_metadata" if lake else None
-        if metadata is not None and metadata.exists():
+    for name in (RAW_TRANSACTIONS, RAW_REFUNDS, _RETIRED_QUERY):
+        if (checkpoints / name).exists():
             backup.mkdir(parents=True, exist_ok=True)
-            shutil.move(metadata, backup / f"lake_{dataset}_spark_metadata")
+            shutil.move(checkpoints / name, backup / name)
             moved = True
     return backup if moved else None
 
 
 def run(spark: SparkSession, settings: Settings) -> None:
     """Run every query until one fails (raises StreamFailed) or the process is stopped."""
-    spark.streams.addListener(ProgressRecorder(settings.writer_dsn))
+    # A restarted memory-only broker has no topics until someone creates them: the stream does, as
+    # every producer and consumer of the platform does (idempotent).
+    ensure_topics(settings)
+    topics = {RAW_TRANSACTIONS: settings.transactions_topic, RAW_REFUNDS: settings.refunds_topic}
+    spark.streams.addListener(ProgressRecorder(settings.writer_dsn, topics))
     queries = start_queries(spark, settings)
+    watcher = LogEndWatcher(settings).start() if settings.stream_source == "python" else None
     log.info("speed layer running: %s", ", ".join(q.name for q in queries))
     try:
         spark.streams.awaitAnyTermination()
     except StreamingQueryException as error:
         raise StreamFailed(failure_message(error)) from None
     finally:
+        if watcher is not None:
+            watcher.stop()
         for query in queries:
             if query.isActive:
                 query.stop()
@@ -198,19 +200,53 @@ def _stop_on_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+# Exit status after too many failures: supervisord treats it as expected and does not restart.
+GAVE_UP = 3
+
+
+def _failures(settings: Settings) -> int:
+    try:
+        return recent_failures(settings.writer_dsn, settings.stream_failure_window_s)
+    except psycopg.Error as error:  # the database is away: the start itself will say so
+        log.warning("could not read recent failures: %s", error)
+        return 0
+
+
+def _fail(settings: Settings, reason: str) -> int:
+    """Record the failure; after RETAIL_STREAM_MAX_FAILURES within the window, give up visibly."""
+    gave_up = _failures(settings) + 1 >= settings.stream_max_failures
+    try:
+        record_failure(settings.writer_dsn, reason, gave_up=gave_up)
+    except psycopg.Error as error:
+        log.warning("could not record the failure: %s", error)
+    print(f"error: {reason}", file=sys.stderr)
+    if gave_up:
+        print(
+            f"error: {settings.stream_max_failures} failures within {settings.stream_failure_window_s:.0f}s: "
+            "not restarting (see `retail status`)",
+            file=sys.stderr,
+        )
+    return GAVE_UP if gave_up else 1
+
+
 def main(settings: Settings | None = None) -> int:
     """Entry point of `retail stream` and `python -m spark.streaming_job`; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings or get_settings()
     # supervisord stops the service with SIGTERM: leave through `run`'s finally, stopping the queries.
     signal.signal(signal.SIGTERM, _stop_on_signal)
+    failures = _failures(settings)
+    if failures:
+        # Back off before starting again: 2, 4, 8 ... seconds after 1, 2, 3 ... recent failures.
+        delay = min(2.0**failures, 60.0)
+        log.warning("%s recent failure(s): starting in %.0f s", failures, delay)
+        time.sleep(delay)
     spark = spark_session(settings)
     spark.sparkContext.setLogLevel("WARN")
     try:
         run(spark, settings)
     except StreamFailed as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return _fail(settings, str(error))
     except KeyboardInterrupt:
         log.info("stopping on request")
     finally:

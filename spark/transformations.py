@@ -28,10 +28,12 @@ _VALIDATION_COLUMNS = [
 ]
 
 
-def validate_messages(messages: DataFrame, event_type: EventType, dimensions: Dimensions) -> DataFrame:
+def validate_messages(
+    messages: DataFrame, event_type: EventType, dimensions: Dimensions, future_tolerance_s: float = 300.0
+) -> DataFrame:
     """Kafka messages plus `event_json` (normalized, when valid) or `reason` and `error` (when not)."""
     schema = StructType([*messages.schema.fields, *_VALIDATION_COLUMNS])
-    return messages.mapInArrow(validate_batches(event_type, dimensions), schema)
+    return messages.mapInArrow(validate_batches(event_type, dimensions, future_tolerance_s), schema)
 
 
 def valid_messages(validated: DataFrame) -> DataFrame:

@@ -7,8 +7,9 @@ store ids are checked against the dimension tables. A valid message leaves as th
 JSON (UTC timestamps, exact money), which Spark then parses with the derived schema; an invalid one leaves
 with a reason code and the error text for `ops.dead_letter`.
 
-Reason codes: oversized, invalid_json, missing_field, wrong_type, unexpected_field, non_positive_quantity,
-negative_price, negative_amount, invalid_value, unknown_product, unknown_store.
+A message is refused per record, whatever its bytes: any exception one record raises becomes a dead
+letter (`unexpected_error`), never a failed task, because a failed task is re-read after the restart
+and fails again. Reason codes are listed in `REASONS`; the README describes each one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -25,15 +27,25 @@ EventType = Literal["transaction", "refund"]
 REASONS = (
     "oversized",
     "invalid_json",
+    "not_an_object",
     "missing_field",
     "wrong_type",
     "unexpected_field",
+    "invalid_timestamp",
+    "future_event",
+    "out_of_range",
+    "non_finite_number",
     "non_positive_quantity",
     "negative_price",
     "negative_amount",
     "invalid_value",
     "unknown_product",
     "unknown_store",
+    # Decided by the sink against the raw tables (`spark.postgres_sink`).
+    "duplicate_transaction_id",
+    "duplicate_event_id",
+    "duplicate_refund_id",
+    "unexpected_error",
 )
 # Reasons a later fix can cure (a dimension row loaded later): what `retail dlq replay` is for.
 FIXABLE_REASONS = ("unknown_product", "unknown_store")
@@ -80,16 +92,34 @@ class PostgresDimensions:
 Dimensions = StaticDimensions | PostgresDimensions
 
 
+_OUT_OF_RANGE = {
+    "less_than",
+    "less_than_equal",
+    "too_long",
+    "decimal_max_digits",
+    "decimal_whole_digits",
+    "amount_out_of_range",
+}
+
+
 def reason_for(error: dict) -> str:
     """Map one pydantic error to a dead-letter reason code."""
     kind = error["type"]
     field_name = str(error["loc"][-1]) if error["loc"] else ""
     if kind == "json_invalid":
         return "invalid_json"
+    if kind in {"model_type", "model_attributes_type"} and not error["loc"]:
+        return "not_an_object"
     if kind == "missing":
         return "missing_field"
     if kind == "extra_forbidden":
         return "unexpected_field"
+    if field_name == "event_ts":
+        return "invalid_timestamp"
+    if kind == "finite_number":
+        return "non_finite_number"
+    if kind in _OUT_OF_RANGE:
+        return "out_of_range"
     if kind.endswith("_type") or kind.endswith("_parsing") or kind == "model_attributes_type":
         return "wrong_type"
     if field_name == "quantity" and kind in {"greater_than", "greater_than_equal"}:
@@ -114,8 +144,27 @@ def check_message(
     event_type: EventType,
     products: frozenset[str],
     stores: frozenset[str],
+    record_ts: datetime | None = None,
+    future_tolerance: timedelta = timedelta(minutes=5),
 ) -> tuple[str | None, str | None, str | None]:
-    """(normalized JSON, None, None) for a valid message, else (None, reason, error text)."""
+    """(normalized JSON, None, None) for a valid message, else (None, reason, error text). Never raises.
+
+    `record_ts` is the Kafka record's own timestamp: an event more than `future_tolerance` after it is
+    `future_event` (the record's timestamp is stored in the log, so a replay decides the same)."""
+    try:
+        return _check(value, event_type, products, stores, record_ts, future_tolerance)
+    except Exception as error:  # any record-caused failure is the record's fault: dead-letter it
+        return None, "unexpected_error", f"{type(error).__name__}: {error}"[:_MAX_ERROR_CHARS]
+
+
+def _check(
+    value: bytes | None,
+    event_type: EventType,
+    products: frozenset[str],
+    stores: frozenset[str],
+    record_ts: datetime | None,
+    future_tolerance: timedelta,
+) -> tuple[str | None, str | None, str | None]:
     from pydantic import ValidationError
 
     from retail.contracts import MAX_EVENT_BYTES, RefundEvent, TransactionEvent
@@ -130,6 +179,13 @@ def check_message(
     except ValidationError as error:
         errors = error.errors(include_url=False, include_input=False)
         return None, reason_for(errors[0]), _describe(errors)
+    if record_ts is not None and event.event_ts > record_ts + future_tolerance:
+        return (
+            None,
+            "future_event",
+            f"event_ts {event.event_ts.isoformat()} is more than {future_tolerance.total_seconds():.0f}s "
+            f"after the Kafka record's timestamp {record_ts.isoformat()}",
+        )
     if isinstance(event, TransactionEvent):
         if event.store_id not in stores:
             return None, "unknown_store", f"store_id {event.store_id!r} is not in raw.stores"
@@ -141,19 +197,29 @@ def check_message(
     return event.model_dump_json(), None, None
 
 
+def _record_time(value: object) -> datetime | None:
+    """The Kafka record timestamp as an aware datetime; None when the broker gave none (-1 / null)."""
+    if not isinstance(value, datetime) or value.year < 1971:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def validate_batches(
-    event_type: EventType, dimensions: Dimensions
+    event_type: EventType, dimensions: Dimensions, future_tolerance_s: float = 300.0
 ) -> Callable[[Iterator[pyarrow.RecordBatch]], Iterator[pyarrow.RecordBatch]]:
     """The `mapInArrow` function: appends `event_json`, `reason`, `error` to each Kafka record batch."""
+    tolerance = timedelta(seconds=future_tolerance_s)
 
     def validate(batches: Iterator[pyarrow.RecordBatch]) -> Iterator[pyarrow.RecordBatch]:
         import pyarrow as pa
 
         products, stores = dimensions.known()
         for batch in batches:
+            has_times = "timestamp" in batch.schema.names
+            times = batch.column("timestamp").to_pylist() if has_times else [None] * batch.num_rows
             results = [
-                check_message(value, event_type, products, stores)
-                for value in batch.column("value").to_pylist()
+                check_message(value, event_type, products, stores, _record_time(ts), tolerance)
+                for value, ts in zip(batch.column("value").to_pylist(), times, strict=True)
             ]
             columns = list(zip(*results, strict=True)) if results else [(), (), ()]
             yield pa.RecordBatch.from_arrays(

@@ -31,6 +31,16 @@ def age(latest: object, now: datetime) -> str:
 
 
 @panel
+def stream_state() -> None:
+    """A stopped query, a crash loop or a broker gap, with its reason, above everything else."""
+    state, reason = queries.stream_health_state()
+    if state == "failed":
+        st.error(f"Speed layer failed: {reason}", icon=":material/error:")
+    elif state == "degraded":
+        st.warning(f"Speed layer degraded: {reason}", icon=":material/warning:")
+
+
+@panel
 def streaming_queries() -> None:
     st.subheader("Streaming queries")
     latest = queries.stream_latest()
@@ -126,6 +136,7 @@ st.title("Pipeline health")
 def live_health() -> None:
     now = datetime.now(UTC)
     st.caption(f"As of {now:%Y-%m-%d %H:%M:%S} UTC; refreshes every {settings().dashboard_refresh_s:g} s")
+    stream_state()
     streaming_queries()
     lag()
     freshness(now)

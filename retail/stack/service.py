@@ -20,6 +20,8 @@ class Service:
     user: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
     directory: str | None = None
+    # Exit statuses supervisord does not restart (a service that gave up on purpose).
+    expected_exit_codes: tuple[int, ...] = (0,)
     stop_signal: str = "TERM"
     stop_wait_s: int = 30
     # Runs once after the first successful health check of an `up` (migrations, topics).

@@ -25,6 +25,7 @@ from retail.stack.service import Service
 from retail.stack.supervisor import Supervisor
 from retail.topics import ensure_topics
 from spark import service as stream
+from spark.drain import drain
 
 
 @dataclass(frozen=True)
@@ -170,11 +171,17 @@ def _prepare(name: str, action: Callable[[], object]) -> None:
         raise StackError(str(error)) from None
 
 
-def down(settings: Settings) -> bool:
-    """Stop every supervised service and supervisord; data stays on disk. False if nothing ran."""
+def down(settings: Settings, report: Callable[[str], None] = lambda line: None) -> bool:
+    """Stop every supervised service and supervisord; data stays on disk. False if nothing ran.
+
+    The embedded broker keeps messages in memory only: while the stream runs next to it, wait (up to
+    RETAIL_STREAM_DRAIN_TIMEOUT_S, reported) until the stream has landed all of them first."""
     supervisor = Supervisor(settings)
     if not supervisor.is_running():
         return False
+    states = {info.name: info.state for info in supervisor.all_info()}
+    if settings.embedded_kafka and states.get("kafka") == "RUNNING" and states.get("stream") == "RUNNING":
+        report(drain(settings, settings.stream_drain_timeout_s, report).summary())
     supervisor.shutdown()
     return True
 
@@ -196,6 +203,11 @@ def status(settings: Settings) -> list[ComponentStatus]:
         detail = info.description if state == "up" else f"{info.state.lower()}"
         if info.last_error and state != "up":
             detail += f"; last error: {info.last_error}"
+        if service.name == "stream":
+            # A running process can hide a stopped query, a crash loop or a broker gap.
+            health = stream.health(settings)
+            if health is not None and health.state != "ok":
+                state, detail = health.state, f"{health.reason} ({detail})"
         lines.append(ComponentStatus(service.name, state, service.port, info.pid, detail))
     for name, check, _ in external_checks(settings):
         try:

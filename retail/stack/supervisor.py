@@ -83,6 +83,7 @@ def render_config(settings: Settings, services: list[Service]) -> str:
             # `retail up` starts services itself, in dependency order, checking health in between.
             "autostart=false",
             "autorestart=unexpected",
+            f"exitcodes={','.join(map(str, service.expected_exit_codes))}",
             "startsecs=1",
             "startretries=2",
             f"stopsignal={service.stop_signal}",

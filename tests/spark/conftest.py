@@ -3,6 +3,10 @@ with per-module topics, checkpoints and lake so modules never see each other's d
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,7 +16,7 @@ import psycopg
 import pytest
 from pyspark.sql import SparkSession
 
-from retail.settings import Settings
+from retail.settings import PROJECT_ROOT, Settings, env_name
 from retail.topics import ensure_topics
 from spark.session import spark_session
 
@@ -115,3 +119,48 @@ def scalar(settings: Settings, query: str, params: tuple = ()) -> object:
     with psycopg.connect(settings.writer_dsn) as conn:
         row = conn.execute(query, params).fetchone()
         return row[0] if row else None
+
+
+_PASSED = (
+    "state_dir",
+    "pg_database",
+    "pg_port",
+    "kafka_port",
+    "transactions_topic",
+    "refunds_topic",
+    "checkpoint_uri",
+    "lake_uri",
+    "stream_trigger_s",
+    "stream_lake_trigger_s",
+    "spark_shuffle_partitions",
+    "stream_dimension_refresh_s",
+    "spark_master",
+    "spark_ui_port",
+)
+
+
+def start_job(settings: Settings, log: Path) -> subprocess.Popen:
+    """`python -m spark.streaming_job` in its own process group, configured only through RETAIL_*."""
+    env = {**os.environ, **{env_name(name): str(getattr(settings, name)) for name in _PASSED}}
+    return subprocess.Popen(
+        [sys.executable, "-m", "spark.streaming_job"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def kill_hard(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def stop_job(process: subprocess.Popen) -> None:
+    """SIGTERM (the job stops its queries between batches), SIGKILL if it does not end within 60 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        kill_hard(process)

@@ -37,7 +37,8 @@ HOURS = batch_job.HourRange(START, START + timedelta(hours=2))
 
 def write_lake(spark: SparkSession, settings: Settings, events: list, dataset: str) -> None:
     parse = parse_transactions if dataset == "transactions" else parse_refunds
-    rows = [(None, e.model_dump_json().encode(), "t", 0, i, START, 0) for i, e in enumerate(events)]
+    # Each record stamped when its event happened, as a producer's broker would.
+    rows = [(None, e.model_dump_json().encode(), "t", 0, i, e.event_ts, 0) for i, e in enumerate(events)]
     messages = spark.createDataFrame(rows, KAFKA_COLUMNS_DDL)
     dimensions = StaticDimensions(frozenset(PRODUCTS), frozenset(STORES))
     validated = validate_messages(messages, dataset.rstrip("s"), dimensions)

@@ -4,11 +4,7 @@ event_id) in raw and lake, and the minute metrics still equal the recomputation 
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -16,14 +12,17 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from retail.settings import PROJECT_ROOT, Settings, env_name
+from retail.settings import Settings
 from retail.stack.scratch import free_port
 from spark.lake import dataset_path
 from tests.spark.conftest import (
+    kill_hard,
     lake_count,
     load_dimensions,
     module_settings,
     scalar,
+    start_job,
+    stop_job,
     truncate_speed_tables,
     wait_for,
 )
@@ -31,41 +30,6 @@ from tests.spark.events import backfill, now_minute, send_events
 from tests.spark.test_streaming_job import METRICS_MISMATCHES
 
 pytestmark = pytest.mark.integration
-
-_PASSED = (
-    "state_dir",
-    "pg_database",
-    "pg_port",
-    "kafka_port",
-    "transactions_topic",
-    "refunds_topic",
-    "checkpoint_uri",
-    "lake_uri",
-    "stream_trigger_s",
-    "stream_lake_trigger_s",
-    "spark_shuffle_partitions",
-    "stream_dimension_refresh_s",
-    "spark_master",
-    "spark_ui_port",
-)
-
-
-def start_job(settings: Settings, log: Path) -> subprocess.Popen:
-    """`python -m spark.streaming_job` in its own process group, configured only through RETAIL_*."""
-    env = {**os.environ, **{env_name(name): str(getattr(settings, name)) for name in _PASSED}}
-    return subprocess.Popen(
-        [sys.executable, "-m", "spark.streaming_job"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def kill_hard(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
 
 
 def test_sigkill_twice_then_restart_loses_and_duplicates_nothing(
@@ -109,11 +73,7 @@ def test_sigkill_twice_then_restart_loses_and_duplicates_nothing(
         transactions_lake = Path(dataset_path(settings, "transactions"))
         wait_for(lambda: lake_count(spark, transactions_lake) >= len(baskets), what="lake")
     finally:
-        job.send_signal(signal.SIGTERM)
-        try:
-            job.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            kill_hard(job)
+        stop_job(job)
 
     assert scalar(settings, "select count(distinct event_id) from raw.transactions") == len(baskets)
     assert scalar(settings, "select count(*) from raw.transaction_items") == sum(

@@ -1,0 +1,89 @@
+"""Status tells the truth: a stopped query, a crash loop and a broker gap each make the stream's health
+failed or degraded with the reason (what `retail status` and the Pipeline health page show), and the
+job's restarts end in a visible failed state with a critical alert."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from pyspark.sql import SparkSession
+
+from retail.settings import Settings
+from retail.topics import admin_client
+from spark import streaming_job
+from spark.health import record_query_state, stream_health
+from spark.progress_listener import ProgressRecorder
+from spark.streaming_job import RAW_TRANSACTIONS, start_queries
+from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables, wait_for
+from tests.spark.events import now_minute, send_events, transaction
+
+pytestmark = pytest.mark.integration
+
+OPS_HEALTH_TABLES = "ops.stream_status, ops.stream_failures, ops.kafka_log_changes, ops.alerts"
+
+
+@pytest.fixture
+def settings(platform: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    settings = module_settings(platform, tmp_path_factory.mktemp("health"), "health")
+    truncate_speed_tables(settings)
+    with psycopg.connect(settings.writer_dsn, autocommit=True) as conn:
+        conn.execute(f"truncate {OPS_HEALTH_TABLES}")
+    yield settings
+    # Failures left behind would make later streaming jobs of the session back off.
+    with psycopg.connect(settings.writer_dsn, autocommit=True) as conn:
+        conn.execute(f"truncate {OPS_HEALTH_TABLES}")
+
+
+def test_a_stopped_query_shows_failed_with_its_reason(settings: Settings, spark: SparkSession) -> None:
+    load_dimensions(settings)
+    recorder = ProgressRecorder(settings.writer_dsn)
+    spark.streams.addListener(recorder)
+    rng = random.Random(4)
+    send_events(settings, [transaction(rng, now_minute()) for _ in range(10)])
+    (query,) = start_queries(spark, settings, (RAW_TRANSACTIONS,))
+    try:
+        wait_for(lambda: scalar(settings, "select count(*) from raw.transactions") == 10, what="events")
+        assert stream_health(settings.writer_dsn).state == "ok"
+        admin = admin_client(settings)
+        try:
+            admin.delete_topics([settings.transactions_topic])
+        finally:
+            admin.close()
+        wait_for(lambda: not query.isActive, timeout_s=180, what="the query to stop")
+        wait_for(lambda: stream_health(settings.writer_dsn).state == "failed", what="failed health")
+    finally:
+        query.stop()
+        spark.streams.removeListener(recorder)
+    health = stream_health(settings.writer_dsn)
+    assert f"query {RAW_TRANSACTIONS} stopped" in health.reason
+    assert settings.transactions_topic in health.reason
+
+
+def test_restarts_back_off_then_give_up_visibly(settings: Settings) -> None:
+    limited = settings.model_copy(update={"stream_max_failures": 3})
+    assert [streaming_job._fail(limited, f"boom {n}") for n in range(3)] == [1, 1, streaming_job.GAVE_UP]
+    health = stream_health(limited.writer_dsn)
+    assert health.state == "failed" and "boom 2" in health.reason
+    assert scalar(limited, "select count(*) from ops.alerts where severity = 'critical'") == 1
+    assert scalar(limited, "select count(*) from ops.alerts where severity = 'error'") == 2
+
+    # Started again by a person: running, but the failures of the last minutes still show.
+    record_query_state(limited.writer_dsn, RAW_TRANSACTIONS, "running", None, "run-2")
+    assert streaming_job._failures(limited) == 0
+    health = stream_health(limited.writer_dsn)
+    assert health.state == "degraded" and "3 failure(s)" in health.reason
+
+
+def test_a_broker_gap_shows_degraded(settings: Settings) -> None:
+    with psycopg.connect(settings.writer_dsn, autocommit=True) as conn:
+        conn.execute(
+            "insert into ops.kafka_log_changes (topic, old_topic_id, new_topic_id, lost)"
+            " values (%s, 'a', 'b', 17)",
+            (settings.transactions_topic,),
+        )
+    health = stream_health(settings.writer_dsn)
+    assert health.state == "degraded"
+    assert f"{settings.transactions_topic}: 17 messages lost" in health.reason
