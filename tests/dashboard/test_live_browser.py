@@ -40,9 +40,10 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         health_timeout_s=300.0,  # the streaming job's JVM starts slowly on a busy machine
     )
     try:
-        yield stack.up(settings, report=lambda line: None)
+        settings = stack.up(settings, report=lambda line: None)  # with the generated secrets
+        yield settings
     finally:
-        stack.down(settings)
+        stack.down(settings, report=lambda line: None)
 
 
 def produce_basket(settings: Settings, quantity: int) -> Decimal:
