@@ -391,10 +391,10 @@ def test_a_failing_spark_step_leaves_raw_marts_advancing_and_alerts(
     run = run_dag("retail_batch", logical_date=lambda_run.hour + timedelta(hours=3, minutes=15))
     states = task_states(run)
     assert states["recompute_closed_hours"] == "failed"
-    assert states["marts.fct_sales.run"] == "success"
+    assert states["marts.fct_sales_model_build"] == "success"
     assert states["publish_marts"] == "success"
     assert states["source_freshness"] in {"success", "failed"}  # it ran, whatever failed before
-    assert states["serving.fct_product_metrics_minute.run"] == "upstream_failed"
+    assert states["serving.fct_product_metrics_minute_model_build"] == "upstream_failed"
     assert str(run.state) == "failed"
     with psycopg.connect(settings.writer_dsn) as conn:
         assert conn.execute(
