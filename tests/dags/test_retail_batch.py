@@ -24,7 +24,7 @@ import psycopg
 import pytest
 from pyspark.sql import SparkSession
 
-from retail.settings import Settings, get_settings
+from retail.settings import PROJECT_ROOT, Settings, get_settings
 from retail.writer_lock import current_holder
 from spark.streaming_job import start_queries
 from tests.checksums import table_checksums
@@ -282,7 +282,12 @@ def test_a_backfill_started_during_an_hourly_run_waits_and_corrupts_nothing(lamb
         wait_for(lambda: "airflow:retail_batch" in _lock_holder(settings), what="an hourly writer task")
         seen["holder"] = _lock_holder(settings)
         seen["process"] = subprocess.Popen(
-            backfill, env=dict(os.environ), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            backfill,
+            env=dict(os.environ),
+            cwd=PROJECT_ROOT,  # dag.test() may leave this process in a temporary folder already removed
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         # The backfill waits for the hourly task holding the lock (or, had it slipped in between two
         # tasks, the next hourly task waits for the backfill): never both writing at once.
@@ -308,6 +313,7 @@ def test_a_backfill_started_during_an_hourly_run_waits_and_corrupts_nothing(lamb
     rebuilt = subprocess.run(
         [sys.executable, "-m", "retail.cli", "dbt", "build", "--full-refresh", "--quiet"],
         env=dict(os.environ),
+        cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=900,
@@ -319,7 +325,11 @@ def test_a_backfill_started_during_an_hourly_run_waits_and_corrupts_nothing(lamb
 def _cli(*args: str) -> subprocess.CompletedProcess:
     """A `retail` command in a process of its own, with this module's settings (environment)."""
     return subprocess.run(
-        [sys.executable, "-m", "retail.cli", *args], env=dict(os.environ), capture_output=True, text=True
+        [sys.executable, "-m", "retail.cli", *args],
+        env=dict(os.environ),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
     )
 
 
