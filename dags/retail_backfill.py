@@ -2,7 +2,9 @@
 
 **What**: recomputes the per-product minute metrics of every closed hour from `start_date` to `end_date`
 (UTC days, inclusive) from the lake (`spark/batch_job.py` through SparkSubmitOperator), then rebuilds
-every mart with a full refresh of the incremental models (Cosmos task group, tests after each model).
+every mart with a full refresh of the incremental models (Cosmos task group, tests after each model,
+over every row: `test_lookback: all`). Its writing tasks share the pool `retail_writers` and the writer
+lock with `retail_batch` and the CLI, so a backfill started during an hourly run waits for it.
 Hours that have not closed yet are left to the speed layer (the range is cut at the last closed hour).
 
 **When**: after events reached the lake later than `retail_batch`'s lookback, after a fix to the
@@ -15,17 +17,17 @@ transformation functions or the dbt models, or after restoring the lake. Trigger
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from retail.alerts import DEFAULT_TASK_ARGS
+from retail.alerts import on_dag_run_failure, task_defaults
 from retail.assets import MARTS
 from retail.batch import marts_task_group, recompute_operator
 from retail.settings import get_settings
 
-DEFAULT_ARGS = DEFAULT_TASK_ARGS
+SETTINGS = get_settings()
 
 
 @dag(
@@ -33,7 +35,9 @@ DEFAULT_ARGS = DEFAULT_TASK_ARGS
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=task_defaults(SETTINGS),
+    dagrun_timeout=timedelta(minutes=SETTINGS.backfill_dagrun_timeout_min),
+    on_failure_callback=on_dag_run_failure,
     doc_md=__doc__,
     params={
         "start_date": Param(None, type=["null", "string"], format="date", description="First day (UTC)"),
@@ -44,7 +48,6 @@ DEFAULT_ARGS = DEFAULT_TASK_ARGS
     tags=["retail", "batch", "dbt", "backfill"],
 )
 def retail_backfill() -> None:
-    settings = get_settings()
 
     @task
     def plan_range() -> dict[str, str]:
@@ -65,8 +68,8 @@ def retail_backfill() -> None:
     def publish_marts(*, outlet_events: Any = None) -> None:
         """Announce rebuilt marts (the `marts` Asset)."""
 
-    recompute = recompute_operator("recompute_range", settings, plan_task_id="plan_range")
-    marts = marts_task_group("marts", settings, full_refresh=True)
+    recompute = recompute_operator("recompute_range", SETTINGS, plan_task_id="plan_range")
+    marts = marts_task_group("marts", SETTINGS, full_refresh=True)
     plan_range() >> recompute >> marts >> publish_marts()
 
 

@@ -23,17 +23,18 @@ rejected and the load id), which downstream DAGs can schedule on with `Asset.ref
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Asset, dag, task
 
-from retail.alerts import DEFAULT_TASK_ARGS
+from retail.alerts import on_dag_run_failure, task_defaults
+from retail.settings import get_settings
 
 PRODUCTS = Asset(name="raw.products", uri="postgres://retail/retail/raw/products")
 STORES = Asset(name="raw.stores", uri="postgres://retail/retail/raw/stores")
 
-DEFAULT_ARGS = DEFAULT_TASK_ARGS
+SETTINGS = get_settings()
 
 
 def _load(table: str) -> dict[str, Any]:
@@ -55,7 +56,9 @@ def _load(table: str) -> dict[str, Any]:
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=task_defaults(SETTINGS),
+    dagrun_timeout=timedelta(minutes=SETTINGS.batch_dagrun_timeout_min),
+    on_failure_callback=on_dag_run_failure,
     doc_md=__doc__,
     tags=["retail", "batch", "dimensions"],
 )

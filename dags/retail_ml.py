@@ -14,8 +14,11 @@ Rerunning over the same marts publishes a new run with identical rows (only run_
 with the reason and skips the task; the previous run stays visible. Other errors record a `failed` run,
 retry, and raise an alert in `ops.alerts` after the last try.
 
-**Schedule**: on the `marts` Asset (`retail.assets.MARTS`), which the batch DAG updates after each
-`dbt build`; trigger by hand for an ad-hoc run (the CLI equivalent is `retail ml run`).
+**Schedule**: daily, at `RETAIL_ML_DAILY_CRON` (UTC) or on the `marts` Asset (`AssetOrTimeSchedule`):
+the daily time guarantees a fresh model every day; an Asset-triggered run (the hourly batch announces
+`marts`) computes only when the last succeeded run is older than `RETAIL_ML_MIN_INTERVAL_HOURS`
+(`check_due` skips it otherwise), so hourly refreshes do not retrain hourly. Manual runs always
+compute (the CLI equivalent is `retail ml run`). Old runs are pruned after each publish (`ml.runs`).
 
 **Produces** the Assets `ml.customer_segments` and `ml.product_associations` (event extra: the run
 summary).
@@ -23,15 +26,17 @@ summary).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import dag, task
+from airflow.sdk import AssetOrTimeSchedule, dag, task
+from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
 
-from retail.alerts import DEFAULT_TASK_ARGS
+from retail.alerts import on_dag_run_failure, task_defaults
 from retail.assets import MARTS, ML_RULES, ML_SEGMENTS
+from retail.settings import get_settings
 
-DEFAULT_ARGS = DEFAULT_TASK_ARGS
+SETTINGS = get_settings()
 
 
 def _run(kind: str) -> dict[str, Any]:
@@ -49,15 +54,28 @@ def _run(kind: str) -> dict[str, Any]:
 
 
 @dag(
-    schedule=[MARTS],
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(SETTINGS.ml_daily_cron, timezone="UTC"), assets=[MARTS]
+    ),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=task_defaults(SETTINGS),
+    dagrun_timeout=timedelta(minutes=SETTINGS.batch_dagrun_timeout_min),
+    on_failure_callback=on_dag_run_failure,
     doc_md=__doc__,
     tags=["retail", "ml"],
 )
 def retail_ml() -> None:
+    @task.short_circuit
+    def check_due(*, dag_run: Any = None) -> bool:
+        """Asset-triggered runs compute only when the last succeeded run is old enough (daily cadence)."""
+        from ml.runs import due
+
+        return str(getattr(dag_run, "run_type", "")) != "asset_triggered" or due(
+            get_settings(), datetime.now(UTC)
+        )
+
     @task(outlets=[ML_SEGMENTS])
     def segment_customers(*, outlet_events: Any = None) -> dict[str, Any]:
         """RFM + K-Means over every loyalty customer; publishes ml.customer_segments."""
@@ -72,8 +90,7 @@ def retail_ml() -> None:
         outlet_events[ML_RULES].extra = summary
         return summary
 
-    segment_customers()
-    mine_association_rules()
+    check_due() >> [segment_customers(), mine_association_rules()]
 
 
 retail_ml()

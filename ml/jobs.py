@@ -5,12 +5,15 @@
 
 Too little data (no customers, a single basket, identical customers) is not an error: the run is
 recorded as 'skipped' with the reason and the previous run stays the visible one. Any other error
-records a 'failed' run and is raised again (Airflow retries it).
+records a 'failed' run and is raised again (Airflow retries it). A job reads the marts in one
+REPEATABLE READ transaction (a consistent snapshot, even while dbt rebuilds them), and prunes old runs
+after publishing (`ml.runs.prune_runs`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -18,7 +21,7 @@ import psycopg
 from ml import marts
 from ml.association_rules import mine_rules
 from ml.rfm import rfm_table
-from ml.runs import NotEnoughData, RunRecord, copy_rows, publish, record_without_outputs
+from ml.runs import NotEnoughData, RunRecord, copy_rows, prune_runs, publish, record_without_outputs
 from ml.segmentation import N_INIT, RANDOM_STATE, cluster_customers
 from retail.db import connect
 from retail.settings import Settings
@@ -59,15 +62,27 @@ def rules_parameters(settings: Settings) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def marts_snapshot(settings: Settings) -> Iterator[psycopg.Connection]:
+    """A read-only REPEATABLE READ transaction: every query of a job sees the marts as of its first one."""
+    with connect(settings) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        with conn.transaction():
+            yield conn
+
+
 def _guarded(settings: Settings, record: RunRecord, body: Callable[[], RunRecord]) -> RunRecord:
     """Run a job body; too little data records a skipped run, any other error a failed one (re-raised)."""
     try:
-        return body()
+        published = body()
     except NotEnoughData as reason:
         return record_without_outputs(settings, record, "skipped", str(reason))
     except Exception as error:
         record_without_outputs(settings, record, "failed", f"{type(error).__name__}: {error}")
         raise
+    prune_runs(settings, record.kind)  # after the commit: a pruning error cannot unpublish the run
+    return published
 
 
 def run_segmentation(settings: Settings) -> RunRecord:
@@ -75,7 +90,7 @@ def run_segmentation(settings: Settings) -> RunRecord:
     record = RunRecord(kind="segmentation", parameters=segmentation_parameters(settings))
 
     def body() -> RunRecord:
-        with connect(settings) as conn:
+        with marts_snapshot(settings) as conn:
             window = marts.data_window(conn)
             customers = marts.customer_sales(conn)
         record.data_from, record.data_to = window.start, window.end
@@ -114,7 +129,7 @@ def run_association_rules(settings: Settings) -> RunRecord:
     record = RunRecord(kind="association_rules", parameters=rules_parameters(settings))
 
     def body() -> RunRecord:
-        with connect(settings) as conn:
+        with marts_snapshot(settings) as conn:
             window = marts.data_window(conn)
             items, dropped = marts.basket_items(conn, settings.ml_max_basket_lines)
             names = marts.product_names(conn)

@@ -4,6 +4,10 @@ A run's output rows carry its run_id and are written in the same transaction as 
 (status 'succeeded'); the `ml.*_latest` views select the newest succeeded run, so a reader sees either the
 previous run or the whole new one, never half. Skipped runs (too little data) and failed runs get a row of
 their own, with the reason, and no output rows.
+
+Retention (`prune_runs`, after each publish): per kind, the last `RETAIL_ML_KEEP_RUNS` succeeded runs
+and the newest succeeded run of each ISO week stay, so the latest views and the weekly history that
+`ml.segment_transitions` compares against survive; outputs of deleted runs go with them (cascade).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import psycopg
@@ -126,3 +130,41 @@ def copy_rows(conn: psycopg.Connection, table: str, columns: list[str], rows: An
     with conn.cursor() as cursor, cursor.copy(f"copy {table} ({', '.join(columns)}) from stdin") as copy:
         for row in rows:
             copy.write_row(row)
+
+
+def prune_runs(settings: Settings, kind: Kind) -> int:
+    """Delete the runs of `kind` retention does not keep; returns how many runs were deleted."""
+    with transaction(settings) as conn:
+        deleted = conn.execute(
+            """with ranked as (
+                   select run_id, status,
+                          row_number() over (partition by status = 'succeeded' order by run_number desc)
+                              as position,
+                          row_number() over (partition by status = 'succeeded',
+                                             date_trunc('week', finished_at at time zone 'UTC')
+                                             order by run_number desc) as position_in_week
+                   from ml.model_runs
+                   where kind = %s
+               )
+               delete from ml.model_runs runs
+               using ranked
+               where runs.run_id = ranked.run_id
+                 and ranked.position > %s
+                 and not (ranked.status = 'succeeded' and ranked.position_in_week = 1)""",
+            (kind, settings.ml_keep_runs),
+        ).rowcount
+    return deleted
+
+
+def due(settings: Settings, now: datetime) -> bool:
+    """Whether an Asset-triggered ML run should compute: no succeeded run of some kind within
+    RETAIL_ML_MIN_INTERVAL_HOURS (the hourly marts refresh must not retrain every hour)."""
+    with transaction(settings) as conn:
+        rows = dict(
+            conn.execute(
+                "select kind, max(finished_at) from ml.model_runs where status = 'succeeded' group by kind"
+            ).fetchall()
+        )
+    cutoff = now - timedelta(hours=settings.ml_min_interval_hours)
+    kinds = ("segmentation", "association_rules")
+    return any(rows.get(kind) is None or rows[kind] < cutoff for kind in kinds)

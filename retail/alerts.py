@@ -105,6 +105,57 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
     record_task_run(get_settings(), context, "failed")
 
 
+def on_dag_run_failure(context: Mapping[str, Any]) -> None:
+    """DAG-level ``on_failure_callback``: one ``error`` alert when a run fails, e.g. past its dagrun_timeout.
+
+    A run that timed out has no failed task to alert for (its running task is killed, the queued ones
+    are skipped), so without this the hourly batch would stop with no trace in ops.alerts.
+    """
+    dag_run = context.get("dag_run")
+    dag_id = getattr(dag_run, "dag_id", None) or getattr(context.get("dag"), "dag_id", "unknown")
+    run_id = getattr(dag_run, "run_id", None) or context.get("run_id")
+    reason = str(context.get("reason") or "a task failed")
+    record_alert(
+        get_settings(),
+        source=f"airflow:{dag_id}",
+        message=f"DAG run {dag_id} {run_id} failed: {reason}",
+        severity="error",
+        context={"dag_id": dag_id, "run_id": run_id, "reason": reason},
+    )
+
+
+def on_dbt_warning(context: Mapping[str, Any]) -> None:
+    """Cosmos ``on_warning_callback``: dbt tests that warned (severity warn) become one ``warning`` alert,
+    so they are seen next to the failures instead of only in a task log."""
+    task_instance = context.get("ti") or context.get("task_instance")
+    dag_id = getattr(task_instance, "dag_id", "unknown")
+    task_id = getattr(task_instance, "task_id", "unknown")
+    names = list(context.get("test_names") or [])
+    record_alert(
+        get_settings(),
+        source=f"dbt:{dag_id}.{task_id}",
+        message=f"dbt tests warned in {dag_id}.{task_id}: {', '.join(names) or 'see the task log'}",
+        severity="warning",
+        context={
+            "dag_id": dag_id,
+            "task_id": task_id,
+            "run_id": context.get("run_id") or getattr(task_instance, "run_id", None),
+            "tests": names,
+            "results": [str(result) for result in context.get("test_results") or []],
+        },
+    )
+
+
+def task_defaults(settings: Settings) -> dict[str, Any]:
+    """DEFAULT_TASK_ARGS with the retries (RETAIL_BATCH_TASK_RETRIES) and the execution timeout
+    (RETAIL_BATCH_TASK_TIMEOUT_MIN): a hung task fails and alerts instead of blocking every later run."""
+    return {
+        **DEFAULT_TASK_ARGS,
+        "retries": settings.batch_task_retries,
+        "execution_timeout": timedelta(minutes=settings.batch_task_timeout_min),
+    }
+
+
 # Task defaults of every platform DAG: retries with exponential backoff, failures recorded in ops.alerts.
 DEFAULT_TASK_ARGS: dict[str, Any] = {
     "owner": "data-platform",

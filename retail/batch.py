@@ -8,15 +8,21 @@ Only the DAG files import this module's Airflow parts (operators and Cosmos are 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retail.dbt import DBT_PROJECT_DIR, manifest_path
 from retail.settings import PROJECT_ROOT, Settings
+from retail.writer_lock import WRITER_POOL, writer_lock
 
 if TYPE_CHECKING:
+    import psycopg
     from cosmos import DbtTaskGroup
 
 BATCH_JOB = PROJECT_ROOT / "spark" / "batch_job.py"
@@ -32,8 +38,12 @@ def _floor_hour(moment: datetime) -> datetime:
 
 
 def closing_cutoff(settings: Settings, as_of: datetime) -> datetime:
-    """The end of the latest hour that is closed at `as_of` (it ended at least the close delay ago)."""
-    return _floor_hour(as_of.astimezone(UTC) - timedelta(minutes=settings.batch_close_delay_min))
+    """The end of the latest hour that is closed at `as_of` (it ended at least the close delay ago).
+
+    Through the epoch: Airflow's pendulum datetimes lose their zone in `astimezone(datetime.UTC)`.
+    """
+    moment = datetime.fromtimestamp(as_of.timestamp(), UTC)
+    return _floor_hour(moment - timedelta(minutes=settings.batch_close_delay_min))
 
 
 def plan_hours(settings: Settings, as_of: datetime) -> dict[str, str]:
@@ -41,6 +51,79 @@ def plan_hours(settings: Settings, as_of: datetime) -> dict[str, str]:
     end = closing_cutoff(settings, as_of)
     start = end - timedelta(hours=settings.batch_lookback_hours)
     return {"start": start.isoformat(), "end": end.isoformat()}
+
+
+@dataclass(frozen=True)
+class ClosingPlan:
+    """What a default run closes: the lookback [start, end) and older hours holding late events."""
+
+    lookback_start: datetime
+    lookback_end: datetime
+    late_hours: list[datetime]
+    stream_time: datetime | None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "start": self.lookback_start.isoformat(),
+            "end": self.lookback_end.isoformat(),
+            "late_hours": len(self.late_hours),
+            "stream_time": self.stream_time.isoformat() if self.stream_time else None,
+        }
+
+
+def stream_time(settings: Settings, conn: psycopg.Connection) -> datetime | None:
+    """How far the stream has landed in event time, while it is landing: the least `max_event_ts` of the
+    watermarks committed within the last RETAIL_BATCH_STREAM_QUIET_S. None when the stream is quiet
+    (caught up, idle or stopped: nothing is known to be pending) or the check is off (0)."""
+    if settings.batch_stream_quiet_s <= 0:
+        return None
+    row = conn.execute(
+        """select extract(epoch from min(max_event_ts)) from ops.stream_watermarks
+           where updated_at > now() - make_interval(secs => %s)""",
+        (settings.batch_stream_quiet_s,),
+    ).fetchone()
+    return datetime.fromtimestamp(float(row[0]), UTC) if row and row[0] is not None else None
+
+
+def late_hours(conn: psycopg.Connection, before: datetime) -> list[datetime]:
+    """Hours ending by `before` with late events (ops.late_events) counted after the hour was last closed
+    (or never closed): the stream left facts of them out, so the batch layer must close them."""
+    # Epoch seconds, not timestamps: a process that registered other psycopg loaders (Airflow's task
+    # runner) got zone-less datetimes back, which do not compare with the aware hours planned here.
+    rows = conn.execute(
+        """select extract(epoch from late.hour_start)
+           from (select date_trunc('hour', event_minute, 'UTC') as hour_start, max(updated_at) as updated_at
+                 from ops.late_events group by 1) as late
+           left join batch.closed_hours as closed on closed.hour_start = late.hour_start
+           where late.hour_start + interval '1 hour' <= %s
+             and (closed.closed_at is null or late.updated_at > closed.closed_at)
+           order by 1""",
+        (before,),
+    ).fetchall()
+    return [datetime.fromtimestamp(float(epoch), UTC) for (epoch,) in rows]
+
+
+def plan_closing(settings: Settings, conn: psycopg.Connection, as_of: datetime) -> ClosingPlan:
+    """The hourly run's (and `retail batch`'s) plan as of `as_of`.
+
+    An hour closes when it ended the close delay before `as_of` and before the stream's event time
+    (a stream still landing a backlog has not caught up past the hours it has not reached). Besides the
+    lookback, every older hour with late events the batch layer has not seen yet, whatever its age.
+    """
+    landed = stream_time(settings, conn)
+    end = closing_cutoff(settings, min(as_of, landed) if landed else as_of)
+    start = end - timedelta(hours=settings.batch_lookback_hours)
+    late = [hour for hour in late_hours(conn, end) if not start <= hour < end]
+    return ClosingPlan(start, end, late, landed)
+
+
+def describe_closing(settings: Settings, as_of: datetime) -> dict[str, Any]:
+    """`as_of` for the batch job's `--as-of`, with what it would close now (for the task's log)."""
+    from retail.db import connect
+
+    with connect(settings) as conn:
+        plan = plan_closing(settings, conn, as_of)
+    return {"as_of": datetime.fromtimestamp(as_of.timestamp(), UTC).isoformat(), **plan.summary()}
 
 
 def plan_backfill(
@@ -81,8 +164,56 @@ def spark_submit_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def recompute_operator(task_id: str, settings: Settings, plan_task_id: str, **kwargs: Any) -> Any:
-    """A SparkSubmitOperator running spark/batch_job.py over the hours the plan task returned."""
+# Writer tasks hold the writer lock from pre_execute to post_execute, or to the failure/retry/skip
+# callback when execute raised (a task killed with its process loses the session, and with it the lock).
+_HELD_LOCKS: dict[str, contextlib.ExitStack] = {}
+
+
+def _task_key(context: Mapping[str, Any]) -> str:
+    ti = context["ti"]
+    return f"{ti.dag_id}.{ti.task_id}.{ti.run_id}.{getattr(ti, 'map_index', -1)}"
+
+
+def take_writer_lock(context: Mapping[str, Any]) -> None:
+    """`pre_execute` of writer tasks: wait for the writer lock (CLI writers hold it too)."""
+    from retail.settings import get_settings
+
+    ti = context["ti"]
+    release_writer_lock(context)
+    stack = contextlib.ExitStack()
+    stack.enter_context(writer_lock(get_settings(), f"airflow:{ti.dag_id}.{ti.task_id}"))
+    _HELD_LOCKS[_task_key(context)] = stack
+
+
+def release_writer_lock(context: Mapping[str, Any], result: Any = None) -> None:
+    """`post_execute` and failure/retry callback of writer tasks: give the writer lock back."""
+    stack = _HELD_LOCKS.pop(_task_key(context), None)
+    if stack is not None:
+        stack.close()
+
+
+def writer_task_args(settings: Settings) -> dict[str, Any]:
+    """Arguments of every task that writes batch tables or marts: the one-slot pool, the writer lock,
+    the timeout, and failure alerts (`retail.alerts`)."""
+    from retail.alerts import on_task_failure, task_defaults
+
+    return {
+        "pool": WRITER_POOL,
+        "execution_timeout": task_defaults(settings)["execution_timeout"],
+        "pre_execute": take_writer_lock,
+        "post_execute": release_writer_lock,
+        "on_retry_callback": release_writer_lock,
+        "on_skipped_callback": release_writer_lock,
+        "on_failure_callback": [release_writer_lock, on_task_failure],
+    }
+
+
+def recompute_operator(
+    task_id: str, settings: Settings, plan_task_id: str, *, closing: bool = False, **kwargs: Any
+) -> Any:
+    """A SparkSubmitOperator running spark/batch_job.py over what the plan task returned: `start` and
+    `end` (a backfill's range), or with `closing` its `as_of` (the job plans the hourly closing itself,
+    `plan_closing`, so a long list of late hours never goes through the command line)."""
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
     class BatchJobSubmitOperator(SparkSubmitOperator):
@@ -97,20 +228,87 @@ def recompute_operator(task_id: str, settings: Settings, plan_task_id: str, **kw
     def planned(key: str) -> str:
         return f"{{{{ ti.xcom_pull(task_ids='{plan_task_id}')['{key}'] }}}}"
 
+    hours = ["--start", planned("start"), "--end", planned("end")]
+    if closing:
+        hours = ["--as-of", planned("as_of")]
     return BatchJobSubmitOperator(
         task_id=task_id,
         application=str(BATCH_JOB),
         conn_id=settings.batch_spark_conn_id,
         name="retail-batch-recompute",
-        application_args=["--start", planned("start"), "--end", planned("end"), "--run-id", "{{ run_id }}"],
+        application_args=[*hours, "--run-id", "{{ run_id }}"],
         conf={"spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions)},
         driver_memory="2g",
-        **kwargs,
+        **{**writer_task_args(settings), **kwargs},
     )
 
 
-def marts_task_group(group_id: str, settings: Settings, *, full_refresh: bool = False) -> DbtTaskGroup:
-    """The dbt project as Airflow tasks (Cosmos): one per model and snapshot, its tests right after it.
+# The models that read the batch layer (its staging models and everything downstream of them): they
+# wait for the Spark recompute; every other model is derived from raw and builds even when Spark fails.
+# (Cosmos's `source:` selector does not reach models when rendering from the manifest.)
+BATCH_STAGING = ("stg_batch__product_metrics_minute", "stg_batch__closed_hours")
+BATCH_DEPENDENT = [f"{name}+" for name in BATCH_STAGING]
+
+
+def batch_dependent_tests(settings: Settings) -> list[str]:
+    """Names of the tests with several parents of which one is batch-dependent.
+
+    Cosmos renders such a test in every group holding one of its parents, even one that excludes the
+    others: in the raw-derived group it would run before (or without) the batch-dependent model it
+    checks. Read from the manifest the DAG is rendered from; none without one.
+    """
+    path = manifest_path(settings)
+    if not path.is_file():
+        return []
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    nodes, children = manifest["nodes"], manifest["child_map"]
+    pending = [uid for uid, node in nodes.items() if node.get("name") in BATCH_STAGING]
+    reached: set[str] = set()
+    while pending:
+        uid = pending.pop()
+        if uid not in reached:
+            reached.add(uid)
+            pending.extend(children.get(uid, []))
+    return sorted(
+        nodes[uid]["name"]
+        for uid in reached
+        if uid.startswith("test.") and len(nodes[uid]["depends_on"]["nodes"]) > 1
+    )
+
+
+def raw_and_serving_groups(settings: Settings) -> tuple[DbtTaskGroup, DbtTaskGroup]:
+    """`marts` (every model derived from raw alone: never waits for Spark) and `serving` (the models
+    reading the batch layer, and every test touching one of them), for the hourly DAG."""
+    tests = batch_dependent_tests(settings)
+    raw = marts_task_group("marts", settings, exclude=BATCH_DEPENDENT)
+    serving = marts_task_group("serving", settings, select=[*BATCH_DEPENDENT, *tests])
+    for name in tests:
+        _drop_task(raw, f"{raw.group_id}.{name}_test")
+    return raw, serving
+
+
+def _drop_task(group: Any, task_id: str) -> None:
+    """Remove a leaf task Cosmos rendered into `group` (see `batch_dependent_tests`) before wiring."""
+    task = group.dag.task_dict.pop(task_id, None)
+    if task is None:
+        return
+    group.children.pop(task_id, None)
+    for upstream_id in task.upstream_task_ids:
+        group.dag.task_dict[upstream_id].downstream_task_ids.discard(task_id)
+
+
+def marts_task_group(
+    group_id: str,
+    settings: Settings,
+    *,
+    full_refresh: bool = False,
+    select: list[str] | None = None,
+    exclude: list[str] | None = None,
+) -> DbtTaskGroup:
+    """The dbt project (or the `select`/`exclude` part of it) as Airflow tasks (Cosmos): one `dbt build`
+    per model and snapshot, running it and its tests in one invocation (TestBehavior.BUILD: half the
+    invocations, each paying dbt's start-up, of a run then a test per node). Every task is a writer
+    (`writer_task_args`).
 
     The profile comes from the `retail_postgres` connection (`retail.stack.airflow.connections`), so no
     credential is written into the DAG. The graph is read from the manifest `retail up` keeps current
@@ -120,6 +318,7 @@ def marts_task_group(group_id: str, settings: Settings, *, full_refresh: bool = 
     from cosmos.constants import InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
     from cosmos.profiles import PostgresUserPasswordProfileMapping
 
+    from retail.alerts import on_dbt_warning
     from retail.stack.airflow import POSTGRES_CONN_ID
 
     env = {
@@ -129,7 +328,10 @@ def marts_task_group(group_id: str, settings: Settings, *, full_refresh: bool = 
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_VERSION_CHECK": "false",
     }
-    operator_args: dict[str, Any] = {"full_refresh": True} if full_refresh else {}
+    operator_args: dict[str, Any] = writer_task_args(settings)
+    if full_refresh:
+        # Backfills rebuild every row of the incremental models, so their tests check every row too.
+        operator_args.update(full_refresh=True, vars={"test_lookback": "all"})
     return DbtTaskGroup(
         group_id=group_id,
         project_config=ProjectConfig(
@@ -155,8 +357,11 @@ def marts_task_group(group_id: str, settings: Settings, *, full_refresh: bool = 
         render_config=RenderConfig(
             load_method=LoadMode.AUTOMATIC,  # the manifest when there is one, else dbt ls
             invocation_mode=InvocationMode.DBT_RUNNER,
-            test_behavior=TestBehavior.AFTER_EACH,
+            test_behavior=TestBehavior.BUILD,
             should_detach_multiple_parents_tests=True,
+            select=select or [],
+            exclude=exclude or [],
         ),
         operator_args=operator_args,
+        on_warning_callback=on_dbt_warning,  # warn-level test results reach ops.alerts
     )

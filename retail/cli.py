@@ -19,6 +19,7 @@ Errors a user can fix print one line, `error: <cause>; <fix>`, and exit with sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from retail.stack import airflow, stack
 from retail.stack.errors import StackError
 from retail.stack.secrets import ensure_secrets
 from retail.stack.supervisor import log_path, tail
+from retail.writer_lock import WriterLockTimeout, writer_lock
 from spark.cli import batch as batch_command
 from spark.cli import dlq_app
 from spark.cli import stream as stream_command
@@ -48,7 +50,7 @@ app.command("batch")(batch_command)
 app.add_typer(ml_app, name="ml", help="ML jobs: RFM + K-Means segments, association rules.")
 app.add_typer(dlq_app, name="dlq", help="Dead-lettered events: list them, replay the fixable ones.")
 
-USER_ERRORS = (StackError, SettingsError, DatabaseUnavailable, MigrationError)
+USER_ERRORS = (StackError, SettingsError, DatabaseUnavailable, MigrationError, WriterLockTimeout)
 fails_cleanly = cli_errors.fails_cleanly(*USER_ERRORS)
 
 
@@ -113,11 +115,26 @@ def demo() -> None:
     typer.echo(f"Speed layer landed {landed:,} of {expected:,} demo baskets in raw.transactions.")
 
     from ml.jobs import run_all
+
+    # What retail_batch does every hour, over the whole demo history at once. Under the writer lock:
+    # Airflow's first scheduled retail_batch run (started by `up`) queues behind it instead of racing it.
+    with writer_lock(current, "retail demo"):
+        _demo_batch_and_marts(current)
+    for record in run_all(current):
+        typer.echo(f"  ml {record.kind}: {record.status}" + (f" ({record.reason})" if record.reason else ""))
+    typer.echo(
+        "Demo ready: query the marts as retail_analyst (README: For analysts), `retail docs` for lineage."
+    )
+    if current.dashboard_enabled:
+        typer.echo(f"Dashboard: {current.dashboard_url}")
+
+
+def _demo_batch_and_marts(current: Settings) -> None:
+    """Recompute the demo history's closed hours from the lake, then build the marts."""
     from retail.batch import closing_cutoff
     from retail.dbt import run_dbt
     from spark import batch_job
 
-    # What retail_batch does every hour, over the whole demo history at once.
     now = datetime.now(UTC)
     first_hour = batch_job.floor_hour(now - timedelta(days=current.demo_days + 1))
     hours = batch_job.HourRange(first_hour, closing_cutoff(current, now))
@@ -135,13 +152,6 @@ def demo() -> None:
     typer.echo("Building the marts (dbt build) ...")
     if not run_dbt(current, ["build", "--quiet"]).success:
         raise StackError("dbt build failed on the demo data; see .retail/dbt/logs/dbt.log")
-    for record in run_all(current):
-        typer.echo(f"  ml {record.kind}: {record.status}" + (f" ({record.reason})" if record.reason else ""))
-    typer.echo(
-        "Demo ready: query the marts as retail_analyst (README: For analysts), `retail docs` for lineage."
-    )
-    if current.dashboard_enabled:
-        typer.echo(f"Dashboard: {current.dashboard_url}")
 
 
 def _wait_for_transactions(current: Settings, expected: int, timeout_s: float) -> int:
@@ -216,9 +226,12 @@ def secrets() -> None:
 @fails_cleanly
 def dbt(context: typer.Context) -> None:
     """Run dbt in dbt_project/ against the platform's database, e.g. `retail dbt build --select marts`."""
-    from retail.dbt import run_dbt
+    from retail.dbt import run_dbt, writes_relations
 
-    result = run_dbt(settings(), list(context.args))
+    current, args = settings(), list(context.args)
+    # Commands that build relations wait for the writer lock; ls, parse, docs, compile do not.
+    with writer_lock(current, "retail dbt") if writes_relations(args) else contextlib.nullcontext():
+        result = run_dbt(current, args)
     if not result.success:
         raise typer.Exit(1)
 

@@ -102,6 +102,16 @@ def ensure_manifest(settings: Settings, project_dir: Path = DBT_PROJECT_DIR) -> 
     return path
 
 
+# dbt commands that create or change relations: their callers hold the writer lock (retail.writer_lock).
+_WRITING_COMMANDS = frozenset({"build", "run", "snapshot", "seed", "clone", "retry"})
+
+
+def writes_relations(args: list[str]) -> bool:
+    """Whether a dbt command line builds relations (and so must hold the writer lock)."""
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    return command in _WRITING_COMMANDS
+
+
 def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT_DIR) -> dbtRunnerResult:
     """Invoke dbt (e.g. `["build"]`, `["source", "freshness"]`) against the settings' database.
 

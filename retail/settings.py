@@ -166,6 +166,20 @@ class Settings(BaseSettings):
     # Airflow connection of the SparkSubmitOperator. `retail up` defines `retail_spark` from
     # spark_master; name a connection of your own (Airflow UI) to submit to another cluster.
     batch_spark_conn_id: str = "retail_spark"
+    # An hour closes only once the stream has landed events past it: while a stream watermark was
+    # committed within this many seconds, its event time bounds the closing (0: the clock alone).
+    batch_stream_quiet_s: float = Field(default=120.0, ge=0, le=24 * 3600)
+    # One writer at a time: every writer of the batch tables and marts (Airflow tasks in the pool
+    # `retail_writers`, `retail batch`, `retail dbt`, the demo) holds one PostgreSQL advisory lock; a
+    # writer waits at most this long for it, then fails naming the holder.
+    batch_lock_wait_min: float = Field(default=60.0, gt=0, le=24 * 60)
+    # Airflow timeouts: a task running longer than batch_task_timeout_min fails (and alerts); a DAG run
+    # of retail_batch / retail_backfill / retail_ml longer than its dagrun timeout fails (and alerts).
+    # Retries of every Airflow task of the platform's DAGs (exponential backoff from 30 s).
+    batch_task_retries: int = Field(default=2, ge=0, le=10)
+    batch_task_timeout_min: float = Field(default=60.0, gt=0, le=24 * 60)
+    batch_dagrun_timeout_min: float = Field(default=120.0, gt=0, le=7 * 24 * 60)
+    backfill_dagrun_timeout_min: float = Field(default=720.0, gt=0, le=7 * 24 * 60)
 
     # Serving layer (DAG retail_serving). The *_live views add what landed since the facts and rollups
     # were last built, computed when queried; building them every few minutes keeps that slice small
@@ -184,6 +198,13 @@ class Settings(BaseSettings):
     ml_max_itemset_len: int = Field(default=3, ge=2, le=10)
     # Baskets with more distinct products are left out of the rules (bulk orders): bounds memory.
     ml_max_basket_lines: int = Field(default=50, ge=2)
+    # retail_ml runs daily (RETAIL_ML_DAILY_CRON, UTC) and on the `marts` Asset, but an Asset-triggered
+    # run only computes when the last succeeded run is older than ml_min_interval_hours.
+    ml_daily_cron: str = "30 2 * * *"
+    ml_min_interval_hours: float = Field(default=20.0, ge=0, le=24 * 31)
+    # Retention of ml.* runs per kind: the last ml_keep_runs succeeded runs plus the newest of each ISO
+    # week; older runs (and every skipped/failed run beyond the last ml_keep_runs) are deleted.
+    ml_keep_runs: int = Field(default=8, ge=2, le=1000)
 
     @model_validator(mode="after")
     def _kmeans_range_ordered(self) -> Settings:

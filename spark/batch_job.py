@@ -5,10 +5,11 @@ late ones included. This job reads the hours asked for, drops repeated event ids
 the same functions as the stream (`explode_items`, `metric_contributions`, `minute_metrics`), so the
 two layers can only differ by the late events the stream's watermark dropped.
 
-Which hours: ``--start``/``--end`` (whole hours, UTC) when given (``retail_backfill``); otherwise the
-``RETAIL_BATCH_LOOKBACK_HOURS`` hours that ended at least ``RETAIL_BATCH_CLOSE_DELAY_MIN`` minutes
-before ``--as-of`` (default: now). Recomputing a whole lookback each run picks up events that reached
-the lake after an hour was first closed.
+Which hours: ``--start``/``--end`` (whole hours, UTC) when given (``retail_backfill``); otherwise what
+``retail.batch.plan_closing`` plans as of ``--as-of`` (default: now), the hourly run's and ``retail
+batch``'s plan: the ``RETAIL_BATCH_LOOKBACK_HOURS`` hours closed by the clock and by the stream's
+progress, plus every older hour holding late events (``ops.late_events``) that arrived after it was
+closed, whatever its age. Those are closed again; the lookback's hours are closed once.
 
 Writing is one PostgreSQL transaction per run: the recomputed rows are merged into
 ``batch.product_metrics_minute`` (rows whose values did not change are left untouched, rows for
@@ -37,7 +38,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retail.batch import plan_hours
+from retail.batch import plan_closing, plan_hours
 from retail.settings import Settings, get_settings
 from spark.lake import dataset_path
 from spark.postgres_sink import copy_arrow
@@ -75,6 +76,21 @@ class HourRange:
 
 
 @dataclass(frozen=True)
+class ClosePlan:
+    """The hours a default run recomputes: the lookback (closed once) and older hours with late events
+    (closed again, their `closed_at` moved, so new late events after it are seen by the next run)."""
+
+    lookback: HourRange | None
+    late_hours: tuple[datetime, ...] = ()
+
+    def hours(self) -> list[datetime]:
+        return sorted({*(self.lookback.hours() if self.lookback else []), *self.late_hours})
+
+
+Hours = HourRange | ClosePlan
+
+
+@dataclass(frozen=True)
 class BatchResult:
     run_id: str
     hours: int
@@ -97,29 +113,38 @@ def closed_hours(settings: Settings, as_of: datetime) -> HourRange:
     return HourRange(datetime.fromisoformat(planned["start"]), datetime.fromisoformat(planned["end"]))
 
 
-def _read_dataset(spark: SparkSession, settings: Settings, name: str, hours: HourRange) -> DataFrame | None:
-    """Events of the range from one lake dataset (None when the stream has not written it yet)."""
+def _read_dataset(
+    spark: SparkSession, settings: Settings, name: str, hours: list[datetime]
+) -> DataFrame | None:
+    """Events of the hours from one lake dataset (None when the stream has not written it yet)."""
     try:
         events = spark.read.parquet(dataset_path(settings, name))
     except AnalysisException as error:
         if "PATH_NOT_FOUND" in str(error) or "Path does not exist" in str(error):
             return None
         raise
-    last_day = (hours.end - timedelta(seconds=1)).date()
-    return (
-        events.where(F.col("event_date").between(hours.start.date(), last_day))
-        .where((F.col("event_ts") >= F.lit(hours.start)) & (F.col("event_ts") < F.lit(hours.end)))
-        # The producer repeats some events on purpose; the raw tables keep the first, so do we.
-        .dropDuplicates(["event_id"])
+    first, end = hours[0], hours[-1] + HOUR
+    selected = events.where(F.col("event_date").isin(sorted({hour.date() for hour in hours}))).where(
+        (F.col("event_ts") >= F.lit(first)) & (F.col("event_ts") < F.lit(end))
     )
+    if len(hours) < int((end - first) / HOUR):  # gaps: keep only the planned hours
+        planned = spark.createDataFrame([(hour,) for hour in hours], "_hour timestamp")
+        selected = (
+            selected.withColumn("_hour", F.date_trunc("hour", "event_ts"))
+            .join(F.broadcast(planned), "_hour")
+            .drop("_hour")
+        )
+    # The producer repeats some events on purpose; the raw tables keep the first, so do we.
+    return selected.dropDuplicates(["event_id"])
 
 
-def recompute(spark: SparkSession, settings: Settings, hours: HourRange) -> DataFrame:
-    """The minute metrics of the range, as the stream computes them but from every event in the lake."""
-    transactions = _read_dataset(spark, settings, "transactions", hours)
-    refunds = _read_dataset(spark, settings, "refunds", hours)
+def recompute(spark: SparkSession, settings: Settings, hours: Hours) -> DataFrame:
+    """The minute metrics of the hours, as the stream computes them but from every event in the lake."""
+    hour_list = hours.hours()
+    transactions = _read_dataset(spark, settings, "transactions", hour_list)
+    refunds = _read_dataset(spark, settings, "refunds", hour_list)
     for name, events in (("transactions", transactions), ("refunds", refunds)):
-        _check_lake_complete(settings, name, hours, 0 if events is None else events.count())
+        _check_lake_complete(settings, name, hour_list, 0 if events is None else events.count())
     empty_transactions = spark.createDataFrame([], _lake_schema(spark, "transactions"))
     empty_refunds = spark.createDataFrame([], _lake_schema(spark, "refunds"))
     items = explode_items(transactions if transactions is not None else empty_transactions)
@@ -134,26 +159,29 @@ def _lake_schema(spark: SparkSession, name: str):
     return parse(spark.createDataFrame([], "event_json string, partition int, offset long")).schema
 
 
-def _check_lake_complete(settings: Settings, dataset: str, hours: HourRange, lake_events: int) -> None:
+def _check_lake_complete(settings: Settings, dataset: str, hours: list[datetime], lake_events: int) -> None:
     """Refuse to close hours the lake holds fewer events of than the raw table (the same validated events
     reach both): the stream's lake queries are behind, or RETAIL_LAKE_URI points elsewhere."""
     with psycopg.connect(settings.writer_dsn) as conn:
         row = conn.execute(
-            f"select count(*) from raw.{dataset} where event_ts >= %s and event_ts < %s",
-            (hours.start, hours.end),
+            f"""select count(*) from raw.{dataset}
+                where event_ts >= %s and event_ts < %s and date_trunc('hour', event_ts, 'UTC') = any(%s)""",
+            (hours[0], hours[-1] + HOUR, hours),
         ).fetchone()
     raw_events = int(row[0]) if row else 0
     if lake_events < raw_events:
         raise BatchJobError(
-            f"the lake has {lake_events} {dataset} events in {hours.start:%Y-%m-%d %H:%M}.."
-            f"{hours.end:%Y-%m-%d %H:%M} UTC but raw.{dataset} has {raw_events}: the stream's lake queries "
-            f"are behind (retry later) or RETAIL_LAKE_URI ({dataset_path(settings, dataset)}) is not the "
-            "stream's lake"
+            f"the lake has {lake_events} {dataset} events in {len(hours)} hours {hours[0]:%Y-%m-%d %H:%M}"
+            f"..{hours[-1] + HOUR:%Y-%m-%d %H:%M} UTC but raw.{dataset} has {raw_events}: the stream's lake "
+            f"queries are behind (retry later) or RETAIL_LAKE_URI ({dataset_path(settings, dataset)}) is not "
+            "the stream's lake"
         )
 
 
-def publish(settings: Settings, hours: HourRange, metrics: DataFrame, run_id: str) -> BatchResult:
+def publish(settings: Settings, hours: Hours, metrics: DataFrame, run_id: str) -> BatchResult:
     """Merge the recomputed windows of `hours` and close the hours, in one transaction."""
+    hour_list = hours.hours()
+    reclosed = list(hours.late_hours) if isinstance(hours, ClosePlan) else []
     table = metrics.toArrow()
     metric_list = ", ".join(METRIC_COLUMNS)
     changed = " or ".join(f"m.{c} is distinct from t.{c}" for c in METRIC_COLUMNS)
@@ -167,9 +195,10 @@ def publish(settings: Settings, hours: HourRange, metrics: DataFrame, run_id: st
         cursor.execute(
             """delete from batch.product_metrics_minute m
                 where m.window_start >= %s and m.window_start < %s
+                  and date_trunc('hour', m.window_start, 'UTC') = any(%s)
                   and not exists (select 1 from tmp_batch_metrics t
                                   where t.window_start = m.window_start and t.product_id = m.product_id)""",
-            (hours.start, hours.end),
+            (hour_list[0], hour_list[-1] + HOUR, hour_list),
         )
         deleted = cursor.rowcount
         cursor.execute(
@@ -189,16 +218,19 @@ def publish(settings: Settings, hours: HourRange, metrics: DataFrame, run_id: st
             (run_id,),
         )
         inserted = cursor.rowcount
-        cursor.executemany(
-            "insert into batch.closed_hours (hour_start, batch_run_id) values (%s, %s)"
-            " on conflict (hour_start) do nothing",
-            [(hour, run_id) for hour in hours.hours()],
+        cursor.execute(
+            """insert into batch.closed_hours (hour_start, batch_run_id)
+               select hour, %s from unnest(%s::timestamptz[]) as hour
+               on conflict (hour_start) do update
+                   set batch_run_id = excluded.batch_run_id, closed_at = now()
+                   where batch.closed_hours.hour_start = any(%s)""",
+            (run_id, hour_list, reclosed),
         )
         conn.commit()
-    return BatchResult(run_id, len(hours.hours()), table.num_rows, inserted, updated, deleted)
+    return BatchResult(run_id, len(hour_list), table.num_rows, inserted, updated, deleted)
 
 
-def run(spark: SparkSession, settings: Settings, hours: HourRange, run_id: str | None = None) -> BatchResult:
+def run(spark: SparkSession, settings: Settings, hours: Hours, run_id: str | None = None) -> BatchResult:
     run_id = run_id or f"batch-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     result = publish(settings, hours, recompute(spark, settings, hours), run_id)
     log.info("batch %s: %s", run_id, result.as_dict())
@@ -210,7 +242,17 @@ def _hour(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def parse_args(argv: list[str], settings: Settings) -> tuple[HourRange, str | None]:
+def planned_hours(settings: Settings, as_of: datetime) -> ClosePlan:
+    """What a run without --start/--end closes as of `as_of` (see `retail.batch.plan_closing`)."""
+    with psycopg.connect(settings.writer_dsn) as conn:
+        plan = plan_closing(settings, conn, as_of)
+    lookback = None
+    if plan.lookback_end > plan.lookback_start:
+        lookback = HourRange(plan.lookback_start, plan.lookback_end)
+    return ClosePlan(lookback, tuple(plan.late_hours))
+
+
+def parse_args(argv: list[str], settings: Settings) -> tuple[Hours, str | None]:
     parser = argparse.ArgumentParser(prog="batch_job", description=__doc__.splitlines()[0])
     parser.add_argument("--start", type=_hour, help="first hour to recompute (UTC, whole hour)")
     parser.add_argument("--end", type=_hour, help="hour after the last one to recompute")
@@ -221,12 +263,15 @@ def parse_args(argv: list[str], settings: Settings) -> tuple[HourRange, str | No
         parser.error("--start and --end go together")
     if args.start is not None:
         return HourRange(args.start, args.end), args.run_id
-    return closed_hours(settings, args.as_of or datetime.now(UTC)), args.run_id
+    return planned_hours(settings, args.as_of or datetime.now(UTC)), args.run_id
 
 
-def recompute_hours(settings: Settings, hours: HourRange, run_id: str | None = None) -> BatchResult:
+def recompute_hours(settings: Settings, hours: Hours, run_id: str | None = None) -> BatchResult:
     """One recompute in a Spark session of its own (started and stopped here)."""
     from spark.session import spark_session
+
+    if not hours.hours():
+        return BatchResult(run_id or "nothing-to-close", 0, 0, 0, 0, 0)
 
     spark = spark_session(settings, "retail-batch-recompute", ui=False)
     try:
@@ -248,10 +293,16 @@ def main(argv: list[str] | None = None) -> int:
     except BatchJobError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    hour_list = hours.hours()
+    span = f"{hour_list[0]:%Y-%m-%d %H:%M} .. {hour_list[-1] + HOUR:%Y-%m-%d %H:%M} UTC" if hour_list else "-"
+    late = (
+        f", {len(hours.late_hours)} of them older hours with late events"
+        if isinstance(hours, ClosePlan)
+        else ""
+    )
     print(
-        f"recomputed {result.hours} hours {hours.start:%Y-%m-%d %H:%M} .. {hours.end:%Y-%m-%d %H:%M} UTC: "
-        f"{result.windows} windows, {result.inserted} inserted, {result.updated} updated, "
-        f"{result.deleted} deleted"
+        f"recomputed {result.hours} hours {span}{late}: {result.windows} windows, {result.inserted} "
+        f"inserted, {result.updated} updated, {result.deleted} deleted"
     )
     return 0
 

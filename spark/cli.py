@@ -65,11 +65,21 @@ def batch(
     ] = None,
     end: Annotated[str | None, typer.Option(help="Hour after the last one to recompute.")] = None,
 ) -> None:
-    """Recompute minute metrics of closed hours from the lake (retail_batch's Spark step), by hand."""
+    """Recompute minute metrics of closed hours from the lake (retail_batch's Spark step), by hand.
+
+    Without --start/--end it closes what the hourly run closes. It holds the writer lock
+    (retail.writer_lock): it waits while Airflow or another `retail` command writes the batch tables.
+    """
+    from retail.writer_lock import WriterLockTimeout, writer_lock
     from spark import batch_job  # imports pyspark: only when this command runs
 
     args = [*(["--start", start] if start else []), *(["--end", end] if end else [])]
-    raise typer.Exit(batch_job.main(args))
+    try:
+        with writer_lock(load_settings(), "retail batch"):
+            code = batch_job.main(args)
+    except (SettingsError, DatabaseUnavailable, WriterLockTimeout) as error:
+        raise _fail(error) from None
+    raise typer.Exit(code)
 
 
 @dlq_app.command("list")

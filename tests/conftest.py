@@ -36,6 +36,17 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
 
 
+def waiting_for_writer_lock(settings: Settings, holder: str) -> bool:
+    """Whether a writer named `holder` (retail.writer_lock; `%` matches any text) waits for the lock now."""
+    with psycopg.connect(settings.admin_dsn) as conn:
+        row = conn.execute(
+            "select count(*) from pg_stat_activity"
+            " where application_name like %s and wait_event = 'advisory'",
+            (f"retail-writer:{holder}",),
+        ).fetchone()
+    return bool(row and row[0])
+
+
 def isolated_settings(state_dir: Path, **overrides: object) -> Settings:
     """Settings of a private stack that ignore the developer's .env, ports and state folder."""
     return scratch_settings(state_dir, **{"health_timeout_s": 90.0, **overrides})

@@ -32,7 +32,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-from retail.dbt import ensure_manifest
+from retail.dbt import dbt_state_dir, ensure_manifest
 from retail.settings import GENERATED_PASSWORD_FIELDS, PROJECT_ROOT, Settings, env_name
 from retail.stack.errors import StackError
 from retail.stack.service import Service
@@ -144,9 +144,19 @@ def _secret_config(settings: Settings) -> str:
         "backend = airflow.secrets.local_filesystem.LocalFilesystemBackend",
         "backend_kwargs = "
         + json.dumps({"connections_file_path": str(settings.airflow_home / CONNECTIONS_FILE_NAME)}),
+        # The dbt docs site in the Airflow UI (Browse > dbt Docs, Cosmos's plugin; on Airflow 3 it reads
+        # only this key), from the folder retail_batch's `generate_docs` refreshes after each build.
+        "[cosmos]",
+        "dbt_docs_projects = " + json.dumps({"retail": docs_project(settings)}),
     ]
     # configparser interpolates %(...)s: a literal percent sign (URL-quoted password) must be doubled.
     return "\n".join(line.replace("%", "%%") for line in lines) + "\n"
+
+
+def docs_project(settings: Settings) -> dict[str, str]:
+    """The dbt docs project Cosmos's Airflow 3 plugin serves: the target folder `dbt docs generate`
+    writes (retail_batch's `generate_docs`, `retail docs`)."""
+    return {"dir": str(dbt_state_dir(settings) / "target"), "index": "index.html", "name": "dbt Docs"}
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -221,17 +231,22 @@ def ensure_database(settings: Settings) -> None:
             )
 
 
-def _alembic_revision(settings: Settings) -> str | None:
+def _metadata_connection(settings: Settings) -> psycopg.Connection:
+    """A connection to Airflow's metadata database as its own role."""
     host, port = settings.pg_host_port
     assert settings.airflow_db_password is not None
-    with psycopg.connect(
+    return psycopg.connect(
         host=host,
         port=port,
         dbname=settings.airflow_db_name,
         user=settings.airflow_db_user,
         password=settings.airflow_db_password.get_secret_value(),
         connect_timeout=5,
-    ) as conn:
+    )
+
+
+def _alembic_revision(settings: Settings) -> str | None:
+    with _metadata_connection(settings) as conn:
         if conn.execute("select to_regclass('public.alembic_version')").fetchone() == (None,):
             return None
         row = conn.execute("select version_num from alembic_version").fetchone()
@@ -267,12 +282,34 @@ def migrate_metadata(settings: Settings) -> None:
     (settings.airflow_home / _MIGRATION_STAMP).write_text(stamp, encoding="utf-8")
 
 
+def ensure_writer_pool(settings: Settings) -> None:
+    """The one-slot pool of every task writing batch tables or marts (`retail.writer_lock.WRITER_POOL`):
+    writers queue in Airflow, visibly, instead of holding task slots while they wait for the lock."""
+    from retail.writer_lock import WRITER_POOL
+
+    with _metadata_connection(settings) as conn:
+        if conn.execute("select 1 from slot_pool where pool = %s", (WRITER_POOL,)).fetchone():
+            return
+    description = "One writer at a time: tasks writing batch.* or marts.* (retail.writer_lock)"
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "pools", "set", WRITER_POOL, "1", description],
+        env={**os.environ, **environment(settings)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+        raise StackError(f"creating the Airflow pool {WRITER_POOL} failed: {lines[-1] if lines else '?'}")
+
+
 def prepare(settings: Settings) -> None:
     """Everything Airflow needs before its first process starts; cheap when nothing changed."""
     try:
         ensure_database(settings)
         write_config(settings)
         migrate_metadata(settings)
+        ensure_writer_pool(settings)
     except psycopg.Error as error:
         cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise StackError(

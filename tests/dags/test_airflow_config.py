@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,14 @@ def test_login_lines_name_the_ui_and_the_password(clean_env: None, tmp_path: Pat
         "  Airflow     http://127.0.0.1:18080  (UI and REST API)",
         f"              login: admin / {settings.airflow_admin_password.get_secret_value()}",
     ]
+
+
+def test_the_airflow_ui_serves_the_dbt_docs_of_the_stack(clean_env: None, tmp_path: Path) -> None:
+    settings = ensure_secrets(load_settings(state_dir=tmp_path / "state", _env_file=None))
+    airflow.write_config(settings)
+    config = (settings.airflow_home / "airflow.cfg").read_text()
+    assert "[cosmos]" in config
+    line = next(line for line in config.splitlines() if line.startswith("dbt_docs_projects = "))
+    projects = json.loads(line.split(" = ", 1)[1])
+    assert projects == {"retail": airflow.docs_project(settings)}
+    assert projects["retail"]["dir"] == str(tmp_path / "state" / "dbt" / "target")

@@ -4,12 +4,18 @@ The real streaming job lands a backfill plus events later than its watermark; `r
 with `dag.test()` (spark-submit of spark/batch_job.py through SparkSubmitOperator, the dbt project as
 Cosmos tasks, source freshness). Afterwards the served minute metrics of closed hours equal a
 recomputation from the raw facts exactly, `rpt_reconciliation` shows the speed layer's misses where the
-late events fell, and a second run (and a backfill of the same day, twice) changes no table.
+late events fell, and a second run (and a backfill of the same day, twice) changes no table. A CLI
+backfill started during an hourly run waits for the writer lock and changes no table either; with the
+Spark step failing, the raw-derived marts still advance and the failure is an alert.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,9 +24,11 @@ import psycopg
 import pytest
 from pyspark.sql import SparkSession
 
-from retail.settings import Settings, get_settings
+from retail.settings import PROJECT_ROOT, Settings, get_settings
+from retail.writer_lock import current_holder
 from spark.streaming_job import start_queries
 from tests.checksums import table_checksums
+from tests.conftest import waiting_for_writer_lock
 from tests.spark.conftest import (
     load_dimensions,
     local_spark,
@@ -169,6 +177,8 @@ def lambda_run(
     with pytest.MonkeyPatch.context() as patch:
         # The DAG's tasks (and spark-submit's job) read settings from the environment: this module's lake.
         patch.setenv("RETAIL_LAKE_URI", settings.lake)
+        # The stream stopped a moment ago: the clock alone closes hours (the stream gate has its own test).
+        patch.setenv("RETAIL_BATCH_STREAM_QUIET_S", "0")
         patch.setenv("RETAIL_CHECKPOINT_URI", settings.checkpoint_dir)
         get_settings.cache_clear()
         state = Lambda(settings, hour, late_minute, late_units, late_refund.amount)
@@ -253,3 +263,152 @@ def test_backfill_with_a_reversed_range_fails_naming_the_fix(lambda_run: Lambda)
             " order by alert_id desc limit 1"
         ).fetchone()
     assert message is not None and "swap them" in message[0]
+
+
+def _lock_holder(settings: Settings) -> str:
+    with psycopg.connect(settings.writer_dsn) as conn:
+        return current_holder(conn) or ""
+
+
+def test_a_backfill_started_during_an_hourly_run_waits_and_corrupts_nothing(lambda_run: Lambda) -> None:
+    settings = lambda_run.settings
+    before = lambda_run.checksum()  # the hourly run and the backfill, one after the other (tests above)
+    hour = lambda_run.hour
+    backfill = [sys.executable, "-m", "retail.cli", "batch", "--start", f"{hour:%Y-%m-%dT%H:00Z}"]
+    backfill += ["--end", f"{hour + timedelta(hours=1):%Y-%m-%dT%H:00Z}"]
+    seen: dict[str, Any] = {}
+
+    def start_backfill_during_the_run() -> None:
+        wait_for(lambda: "airflow:retail_batch" in _lock_holder(settings), what="an hourly writer task")
+        seen["holder"] = _lock_holder(settings)
+        seen["process"] = subprocess.Popen(
+            backfill,
+            env=dict(os.environ),
+            cwd=PROJECT_ROOT,  # dag.test() may leave this process in a temporary folder already removed
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        # The backfill waits for the hourly task holding the lock (or, had it slipped in between two
+        # tasks, the next hourly task waits for the backfill): never both writing at once.
+        wait_for(
+            lambda: (
+                waiting_for_writer_lock(settings, "retail batch")
+                or waiting_for_writer_lock(settings, "airflow:retail_batch.%")
+            ),
+            what="one writer waiting for the other",
+            timeout_s=120,
+        )
+        seen["waited"] = True
+
+    starter = threading.Thread(target=start_backfill_during_the_run)
+    starter.start()
+    run = run_dag("retail_batch", logical_date=hour + timedelta(hours=2, minutes=15))
+    starter.join(timeout=300)
+    process = seen["process"]
+    _, errors = process.communicate(timeout=600)
+    assert process.returncode == 0, errors[-2000:]
+    assert seen.get("waited"), seen
+    assert {t: s for t, s in task_states(run).items() if s != "success"} == {}
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "retail.cli", "dbt", "build", "--full-refresh", "--quiet"],
+        env=dict(os.environ),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stdout[-2000:]
+    assert lambda_run.checksum() == before
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """A `retail` command in a process of its own, with this module's settings (environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "retail.cli", *args],
+        env=dict(os.environ),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_history_a_year_back_is_served_at_minute_grain_after_one_batch_and_one_build(
+    lambda_run: Lambda, spark: SparkSession
+) -> None:
+    settings = lambda_run.settings
+    start = lambda_run.hour - timedelta(days=400)
+    old, _ = backfill(31, 150, start + timedelta(minutes=3), timedelta(hours=5), refund_share=0)
+    raw_before = scalar(settings, "select count(*) from raw.transactions")
+    lake = f"{settings.lake.rstrip('/')}/transactions"
+    lake_before = _lake_count(spark, lake)
+    send_events(settings, old)
+    queries = start_queries(spark, settings)
+    try:
+        wait_for(
+            lambda: scalar(settings, "select count(*) from raw.transactions") == raw_before + len(old),
+            what="the old sales in raw",
+        )
+        wait_for(lambda: _lake_count(spark, lake) == lake_before + len(old), what="the old sales in the lake")
+    finally:
+        for query in queries:
+            query.stop()
+    assert scalar(
+        settings, "select count(*) from ops.late_events where event_minute < %s", (start + timedelta(days=1),)
+    )
+
+    batch = _cli("batch")  # no arguments: what the hourly run closes, late hours of any age included
+    assert batch.returncode == 0, batch.stderr[-2000:]
+    build = _cli("dbt", "build", "--quiet")
+    assert build.returncode == 0, build.stdout[-2000:]
+    window = {"start": start.replace(minute=0), "end": start + timedelta(hours=6)}
+    with psycopg.connect(settings.writer_dsn) as conn:
+        recomputed = set(conn.execute(RECOMPUTED, window))
+        served = set(conn.execute(SERVED, window))
+    assert len(recomputed) > 100
+    assert served == recomputed
+
+
+def test_a_failing_spark_step_leaves_raw_marts_advancing_and_alerts(
+    lambda_run: Lambda, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = lambda_run.settings
+    with psycopg.connect(settings.writer_dsn, autocommit=True) as conn:
+        conn.execute("truncate ops.alerts")
+        # One more basket in raw, copied from one of the hour's: the raw-derived marts must show it.
+        conn.execute(
+            """insert into raw.transactions (transaction_id, event_id, event_ts, store_id, customer_id,
+                   channel, payment_method, line_count, schema_version)
+               select transaction_id || '-copy', gen_random_uuid(), event_ts, store_id, customer_id,
+                   channel, payment_method, line_count, schema_version
+               from raw.transactions where event_ts >= %s order by transaction_id limit 1""",
+            (lambda_run.hour,),
+        )
+        conn.execute(
+            """insert into raw.transaction_items (transaction_id, line_number, product_id, quantity,
+                   unit_price, discount, event_ts, store_id)
+               select i.transaction_id || '-copy', i.line_number, i.product_id, i.quantity, i.unit_price,
+                   i.discount, i.event_ts, i.store_id
+               from raw.transaction_items i
+               join raw.transactions t on t.transaction_id = i.transaction_id || '-copy'"""
+        )
+        new_basket = conn.execute(
+            "select transaction_id from raw.transactions where transaction_id like '%-copy'"
+        ).fetchone()[0]  # type: ignore[index]
+    # An empty lake: the batch job refuses to close hours it holds fewer events of than raw.
+    monkeypatch.setenv("RETAIL_LAKE_URI", str(tmp_path / "empty-lake"))
+    monkeypatch.setenv("RETAIL_BATCH_TASK_RETRIES", "0")
+    run = run_dag("retail_batch", logical_date=lambda_run.hour + timedelta(hours=3, minutes=15))
+    states = task_states(run)
+    assert states["recompute_closed_hours"] == "failed"
+    assert states["marts.fct_sales_model_build"] == "success"
+    assert states["publish_marts"] == "success"
+    assert states["source_freshness"] in {"success", "failed"}  # it ran, whatever failed before
+    assert states["serving.fct_product_metrics_minute_model_build"] == "upstream_failed"
+    assert str(run.state) == "failed"
+    with psycopg.connect(settings.writer_dsn) as conn:
+        assert conn.execute(
+            "select count(*) from marts.fct_sales where transaction_id = %s", (new_basket,)
+        ).fetchone()[0]  # type: ignore[index]
+        sources = [row[0] for row in conn.execute("select source from ops.alerts")]
+    assert "airflow:retail_batch.recompute_closed_hours" in sources, sources

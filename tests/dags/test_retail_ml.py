@@ -66,7 +66,7 @@ def latest_outputs(conn: psycopg.Connection) -> dict[str, list[tuple]]:
     return result
 
 
-def test_dag_is_scheduled_on_the_marts_asset(airflow_env: Settings) -> None:
+def test_dag_is_scheduled_daily_and_on_the_marts_asset(airflow_env: Settings) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
     from retail.assets import MARTS
@@ -74,8 +74,12 @@ def test_dag_is_scheduled_on_the_marts_asset(airflow_env: Settings) -> None:
 
     dag = DagBag(dag_folder=str(DAGS_FOLDER / "retail_ml.py")).get_dag("retail_ml")
     assert MARTS.name == "marts"
-    assert {task.task_id for task in dag.tasks} == {"segment_customers", "mine_association_rules"}
+    tasks = {task.task_id for task in dag.tasks}
+    assert tasks == {"check_due", "segment_customers", "mine_association_rules"}
     assert "marts" in repr(dag.timetable.asset_condition)
+    # Daily as well as on the Asset (AssetOrTimeSchedule), and Asset-triggered runs are gated by check_due.
+    assert "CronTriggerTimetable" in type(dag.timetable.timetable).__name__
+    assert dag.get_task("segment_customers").upstream_task_ids == {"check_due"}
 
 
 def test_two_runs_publish_identical_outputs(ml_dag_settings: Settings) -> None:

@@ -179,3 +179,58 @@ def test_missing_lake_with_raw_events_refuses_to_close_hours(
             conn.execute("delete from raw.transactions where transaction_id = 'T-batch-missing-lake'")
     with psycopg.connect(lake_settings.writer_dsn) as conn:
         assert conn.execute("select count(*) from batch.closed_hours").fetchone()[0] == 0
+
+
+def test_a_default_run_closes_every_hour_with_late_events_whatever_its_age(
+    spark: SparkSession, lake_settings: Settings
+) -> None:
+    settings = lake_settings.model_copy(update={"batch_stream_quiet_s": 0, "batch_lookback_hours": 1})
+    old_hour = datetime(2025, 3, 9, 14, tzinfo=UTC)
+    as_of = old_hour + timedelta(hours=3, minutes=15)  # lookback: 16:00-17:00, the old hour is before it
+    old = batch_job.HourRange(old_hour, old_hour + timedelta(hours=1))
+    baskets, refunds = backfill(11, 60, old_hour, timedelta(minutes=50), refund_share=0.1)
+    write_lake(spark, settings, baskets, "transactions")
+    write_lake(spark, settings, refunds, "refunds")
+    with psycopg.connect(settings.writer_dsn, autocommit=True) as conn:
+        conn.execute("truncate ops.late_events")
+        conn.execute(
+            "insert into ops.late_events (event_minute, topic, late_events) values (%s, 'transactions', 60)",
+            (old_hour + timedelta(minutes=7),),
+        )
+    try:
+        plan = batch_job.planned_hours(settings, as_of)
+        assert plan.late_hours == (old_hour,)
+        batch_job.run(spark, settings, plan, run_id="with-late-hours")
+        assert {
+            key: row for key, row in batch_rows(settings).items() if key[0] < old.end
+        } == expected_metrics(baskets, refunds, old)
+        # Closed once: nothing new came late, so the next run leaves the old hour alone ...
+        assert batch_job.planned_hours(settings, as_of).late_hours == ()
+        # ... until more late events of it are counted.
+        with psycopg.connect(settings.writer_dsn, autocommit=True) as conn:
+            conn.execute("update ops.late_events set late_events = 61, updated_at = clock_timestamp()")
+        assert batch_job.planned_hours(settings, as_of).late_hours == (old_hour,)
+    finally:
+        with psycopg.connect(settings.writer_dsn, autocommit=True) as conn:
+            conn.execute("truncate ops.late_events")
+
+
+def test_hours_close_only_once_the_stream_has_landed_past_them(platform: Settings) -> None:
+    from retail.batch import plan_closing
+
+    settings = platform.model_copy(update={"batch_close_delay_min": 10, "batch_stream_quiet_s": 120})
+    as_of = datetime(2026, 11, 24, 13, 5, tzinfo=UTC)
+    with psycopg.connect(settings.writer_dsn) as conn:  # rolled back at the end: no trace left
+        conn.execute("delete from ops.stream_watermarks")
+        assert plan_closing(settings, conn, as_of).lookback_end == as_of.replace(hour=12, minute=0)
+        # A stream landing a backlog (committed just now) has reached 09:40 in event time only.
+        conn.execute(
+            "insert into ops.stream_watermarks (watermark_name, max_event_ts, updated_at)"
+            " values ('events', %s, clock_timestamp())",
+            (as_of.replace(hour=9, minute=40),),
+        )
+        assert plan_closing(settings, conn, as_of).lookback_end == as_of.replace(hour=9, minute=0)
+        # A quiet stream (nothing committed for longer than the quiet time) holds nothing back.
+        conn.execute("update ops.stream_watermarks set updated_at = clock_timestamp() - interval '1 hour'")
+        assert plan_closing(settings, conn, as_of).lookback_end == as_of.replace(hour=12, minute=0)
+        conn.rollback()

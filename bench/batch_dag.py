@@ -1,0 +1,166 @@
+"""Benchmark: one hourly `retail_batch` run (Airflow `dag.test()`, Cosmos, spark-submit) against a plain
+`dbt build` of the same models, at demo size and at 1M line items, in the same process and stack.
+
+Starts its own embedded PostgreSQL in a temporary state folder on free ports, prepares an Airflow
+metadata database in it (as `retail up` does), generates the raw facts and the speed/batch minute
+metrics in SQL (bench/dbt_build.py's generator), builds the marts once (untimed, so both timed builds
+are the hourly incremental kind), then per size times:
+
+1. `retail_batch` with `dag.test()`: the whole hourly run, including spark-submit of the batch job (its
+   lookback holds no lake data here, so the Spark step costs what starting it costs) and every Cosmos
+   task; the time is also split by task kind (where does an hourly run go?);
+2. `dbt build` of the same project through `retail.dbt.run_dbt`, one invocation.
+
+    python bench/batch_dag.py [--quick] [--lines N]
+
+`--quick` runs the demo size only. Prints per-phase figures, then one JSON line: dag_s, dbt_build_s,
+ratio, line_items (the demo size), the same with the `_1m` suffix for the large size (absent with
+--quick), tasks (per task kind: count and seconds of the demo-size run) and load_avg (1-minute load
+average before each timed phase). Goal (2 cores): dag_s <= 90 at demo size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+DEMO_LINES = 21_500  # `retail demo`: 14 days, ~10,000 baskets of ~2.15 lines
+FULL_LINES = 1_000_000
+HERE = Path(__file__).resolve().parent
+
+
+def _generator() -> Any:
+    """bench/dbt_build.py's data generator (loaded by path: bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("bench_dbt_build", HERE / "dbt_build.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _kind(task_id: str) -> str:
+    if task_id.startswith("recompute"):
+        return "spark_recompute"
+    if task_id.startswith(("marts.", "serving.")):
+        return "dbt_tasks"
+    return "other_tasks"
+
+
+def timed_dag_run(settings: Any, generator: Any, loads: list[float]) -> tuple[float, dict[str, Any]]:
+    """One retail_batch run whose lookback closes before the generated data starts."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from retail.settings import get_settings
+    from retail.stack.airflow import DAGS_FOLDER
+
+    get_settings.cache_clear()
+    bag = DagBag(dag_folder=str(DAGS_FOLDER / "retail_batch.py"))
+    if bag.import_errors:
+        raise SystemExit(f"retail_batch does not parse: {bag.import_errors}")
+    with psycopg.connect(settings.writer_dsn) as conn:
+        first = conn.execute("select min(event_ts) from raw.transactions").fetchone()[0]
+    loads.append(round(os.getloadavg()[0], 2))
+    started = time.perf_counter()
+    run = bag.get_dag("retail_batch").test(logical_date=first - timedelta(days=2))
+    elapsed = time.perf_counter() - started
+    kinds: dict[str, dict[str, float]] = {}
+    for ti in run.get_task_instances():
+        entry = kinds.setdefault(_kind(ti.task_id), {"count": 0, "seconds": 0.0})
+        entry["count"] += 1
+        entry["seconds"] = round(entry["seconds"] + (ti.duration or 0.0), 2)
+        if str(ti.state) != "success":
+            raise SystemExit(f"retail_batch task {ti.task_id} ended {ti.state}; see its log above")
+    print(f"retail_batch run: {elapsed:.1f} s; by task kind: {kinds}")
+    return elapsed, kinds
+
+
+def measure(settings: Any, generator: Any, lines: int, loads: list[float]) -> dict[str, Any]:
+    from retail.dbt import run_dbt
+
+    with psycopg.connect(settings.writer_dsn, autocommit=True) as conn:
+        end = conn.execute("select date_trunc('minute', now()) - interval '30 minutes'").fetchone()[0]
+        generator.load_dimensions(conn, settings)
+        line_items = generator.generate(conn, lines, generator.literal(end.isoformat()))
+    generator.analyze_sources(settings)
+    if not run_dbt(settings, ["build", "--quiet"]).success:  # untimed: both timed builds are hourly ones
+        raise SystemExit("the untimed first dbt build failed; see the dbt output above")
+    dag_s, kinds = timed_dag_run(settings, generator, loads)
+    dbt_s = generator.timed_build(settings, "plain dbt build", loads, [])
+    return {
+        "dag_s": round(dag_s, 2),
+        "dbt_build_s": round(dbt_s, 2),
+        "line_items": line_items,
+        "tasks": kinds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="demo size only")
+    parser.add_argument("--lines", type=int, help=f"line items of the large run (default {FULL_LINES:,})")
+    args = parser.parse_args()
+
+    # Run as a file, bench/ comes first on sys.path, where bench/dashboard.py would shadow `dashboard`.
+    sys.path[:] = [path for path in sys.path if Path(path or ".").resolve() != HERE]
+    from retail.settings import get_settings
+    from retail.stack import airflow as airflow_stack
+    from retail.stack import stack
+    from retail.stack.scratch import scratch_settings
+
+    generator = _generator()
+    state = Path(tempfile.mkdtemp(prefix="retail-bench-batch-"))
+    os.chmod(state, 0o755)  # the embedded PostgreSQL runs as another user when we are root
+    settings = scratch_settings(state / ".retail")
+    results: dict[str, Any] = {}
+    loads: list[float] = []
+    try:
+        settings = stack.up(settings, report=lambda line: None)
+        airflow_stack.prepare(settings)
+        # Airflow reads its configuration at import, and the DAG's tasks read RETAIL_* settings.
+        os.environ.update(airflow_stack.environment(settings))
+        os.environ["RETAIL_BATCH_STREAM_QUIET_S"] = "0"
+        get_settings.cache_clear()
+        results["demo"] = measure(settings, generator, DEMO_LINES, loads)
+        if not args.quick:
+            results["large"] = measure(settings, generator, args.lines or FULL_LINES, loads)
+    finally:
+        stack.down(settings)
+        shutil.rmtree(state, ignore_errors=True)
+
+    demo = results["demo"]
+    line = {
+        "dag_s": demo["dag_s"],
+        "dbt_build_s": demo["dbt_build_s"],
+        "ratio": round(demo["dag_s"] / demo["dbt_build_s"], 2),
+        "line_items": demo["line_items"],
+        "tasks": demo["tasks"],
+        "load_avg": loads,
+    }
+    if "large" in results:
+        large = results["large"]
+        line.update(
+            dag_1m_s=large["dag_s"],
+            dbt_build_1m_s=large["dbt_build_s"],
+            ratio_1m=round(large["dag_s"] / large["dbt_build_s"], 2),
+            line_items_1m=large["line_items"],
+        )
+    print(
+        f"retail_batch at demo size: {demo['dag_s']:.1f} s (goal <= 90 s); "
+        f"plain dbt build {demo['dbt_build_s']:.1f} s"
+    )
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()
