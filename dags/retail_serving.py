@@ -6,8 +6,9 @@ its serving horizon and moves the horizon forward. The `*_live` views the dashbo
 landed since the horizon from raw when queried, so they are exact whenever this runs; running it every
 `RETAIL_SERVING_REFRESH_MIN` minutes keeps what they compute small (README "Live serving").
 
-**Safe next to other builds**: each model's build takes its own advisory lock (a refresh and the hourly
-`retail_batch` build of one table take turns); views, tests and dimensions are left to `retail_batch`.
+**One writer at a time**: the task is a writer like `retail_batch`'s (the one-slot pool `retail_writers`
+and the writer lock `retail.writer_lock`, which `retail dbt` and `retail batch` take too), and each
+model's build also takes its own advisory lock. Views, tests and dimensions are left to `retail_batch`.
 Idempotent: a rerun with nothing new landed rewrites nothing but the horizons.
 """
 
@@ -17,10 +18,12 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from retail.alerts import DEFAULT_TASK_ARGS
+from retail.alerts import on_dag_run_failure, task_defaults
+from retail.batch import writer_task_args
 from retail.settings import get_settings
 
-REFRESH_EVERY = timedelta(minutes=get_settings().serving_refresh_min)
+SETTINGS = get_settings()
+REFRESH_EVERY = timedelta(minutes=SETTINGS.serving_refresh_min)
 
 
 @dag(
@@ -28,13 +31,14 @@ REFRESH_EVERY = timedelta(minutes=get_settings().serving_refresh_min)
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    dagrun_timeout=REFRESH_EVERY * 3,
-    default_args={**DEFAULT_TASK_ARGS, "execution_timeout": REFRESH_EVERY * 2},
+    default_args=task_defaults(SETTINGS),
+    dagrun_timeout=timedelta(minutes=SETTINGS.batch_dagrun_timeout_min),
+    on_failure_callback=on_dag_run_failure,
     doc_md=__doc__,
     tags=["retail", "serving"],
 )
 def retail_serving() -> None:
-    @task
+    @task(**writer_task_args(SETTINGS))
     def refresh_live_marts() -> dict[str, int]:
         """Incremental build of the live views' tables; fails (and retries) when a model fails."""
         from retail.dbt import refresh_serving

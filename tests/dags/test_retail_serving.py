@@ -75,3 +75,16 @@ def test_refresh_builds_what_landed_since_the_last_build(serving_settings: Setti
 
         assert run_dag().state == "success"
         assert table_checksums(conn, [f"marts.{name}" for name in SERVING_MODELS]) == built
+
+
+def test_the_refresh_is_a_writer(airflow_env: Settings) -> None:
+    """In the one-slot writer pool with the writer lock, like retail_batch's building tasks."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from retail.stack.airflow import DAGS_FOLDER
+    from retail.writer_lock import WRITER_POOL
+
+    dag = DagBag(dag_folder=str(DAGS_FOLDER / "retail_serving.py")).get_dag("retail_serving")
+    (refresh,) = dag.tasks
+    assert refresh.pool == WRITER_POOL
+    assert refresh.pre_execute is not None  # retail.batch.take_writer_lock
