@@ -138,25 +138,27 @@ def lambda_run(
     load_dimensions(settings)
     # Two hours ago: closed for the run below (an hour closes 10 minutes after it ends).
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
-    # No refunds in the backfill: both topics share one watermark, and refunds committed after the
-    # baskets' batch would count as late. The late refund below is late on purpose.
+    # No refunds in the backfill but one current refund (below): each topic has its own event-time
+    # watermark, so the refunds topic needs an on-time refund for the late refund to be late.
     baskets, _ = backfill(21, 300, hour + timedelta(minutes=5), timedelta(minutes=40), refund_share=0)
     rng = random.Random(22)
     late_minute = hour + timedelta(minutes=20)
     late = [transaction(rng, late_minute + timedelta(seconds=10 + i), lines=2) for i in range(5)]
     late_refund = refund(rng, baskets[100], late_minute + timedelta(seconds=30))
+    current_refund = refund(rng, baskets[200], hour + timedelta(minutes=46))
     late_units: dict[str, int] = {}
     for basket in late:
         for line in basket.items:
             late_units[line.product_id] = late_units.get(line.product_id, 0) + line.quantity
 
     # Sent before the stream starts, so its first batch holds them all: nothing of the backfill is late.
-    send_events(settings, baskets)
+    send_events(settings, baskets, [current_refund])
     queries = start_queries(spark, settings)
     try:
         wait_for(
             lambda: scalar(settings, "select count(*) from raw.transactions") == len(baskets), what="backfill"
         )
+        wait_for(lambda: scalar(settings, "select count(*) from raw.refunds") == 1, what="current refund")
         # The raw sinks advance the shared event-time watermark with the facts they commit.
         latest = scalar(settings, "select max(max_event_ts) from ops.stream_watermarks")
         assert latest >= late_minute + timedelta(minutes=6), latest
@@ -167,7 +169,7 @@ def lambda_run(
             lambda: scalar(settings, "select count(*) from raw.transactions") == len(baskets) + len(late),
             what="late events in raw",
         )
-        wait_for(lambda: scalar(settings, "select count(*) from raw.refunds") == 1, what="late refund in raw")
+        wait_for(lambda: scalar(settings, "select count(*) from raw.refunds") == 2, what="late refund in raw")
         lake = f"{settings.lake.rstrip('/')}/transactions"
         wait_for(lambda: _lake_count(spark, lake) == len(baskets) + len(late), what="every event in the lake")
     finally:
