@@ -48,10 +48,19 @@ def _describe_missing(error: errors.UndefinedTable | errors.UndefinedFunction, s
     return f"Missing in the database: {text}; {_FIX_BY_SCHEMA[schema]}."
 
 
+def unavailable(error: psycopg.OperationalError) -> DashboardError:
+    """The banner for a database that cannot be reached: the server, the cause and the fix."""
+    host, port = settings().pg_host_port
+    cause = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    return DashboardError(
+        f"Database unavailable at {host}:{port} ({cause}); start it with `retail up`, "
+        "or check RETAIL_PG_URL / RETAIL_PG_PORT."
+    )
+
+
 def read_frame(sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> pd.DataFrame:
     """Run one read-only query as the analyst role; raises DashboardError naming cause and fix."""
     current = settings()
-    host, port = current.pg_host_port
     try:
         conn, lock = _connection(current.analyst_dsn)
         if conn.closed or conn.broken:
@@ -70,8 +79,4 @@ def read_frame(sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None
         ) from None
     except psycopg.OperationalError as error:
         _connection.clear()
-        cause = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-        raise DashboardError(
-            f"Database unavailable at {host}:{port} ({cause}); start it with `retail up`, "
-            "or check RETAIL_PG_URL / RETAIL_PG_PORT."
-        ) from None
+        raise unavailable(error) from None

@@ -482,11 +482,13 @@ def reconciliation(hours: int = 24) -> pd.DataFrame:
 def _stream_health(dsn: str) -> tuple[str, str]:
     import psycopg
 
-    from dashboard.db import DashboardError
+    from dashboard.db import DashboardError, unavailable
     from spark.health import stream_health
 
     try:
         health = stream_health(dsn)
+    except psycopg.OperationalError as error:
+        raise unavailable(error) from None
     except psycopg.Error as error:
         raise DashboardError(f"could not read the speed layer's health from ops: {error}") from None
     return health.state, health.reason
