@@ -85,17 +85,20 @@ def clusters() -> None:
 
 
 def transitions() -> None:
-    st.subheader("Segment transitions (previous run → latest run)")
+    st.subheader("Segment transitions (a week earlier → latest run)")
     moves = queries.segment_transitions()
     if moves.empty:
-        st.info("One segmentation run so far: transitions appear after the next run.")
+        st.info(
+            "No segmentation run a week older than the latest one yet: transitions compare runs 7 days "
+            "apart, so they appear once the daily runs span a week."
+        )
         return
     st.altair_chart(
         alt.Chart(moves)
         .mark_rect()
         .encode(
             x=alt.X("to_segment:N", title="Latest run"),
-            y=alt.Y("from_segment:N", title="Previous run"),
+            y=alt.Y("from_segment:N", title="A week earlier"),
             color=alt.Color("customers:Q"),
             tooltip=["from_segment", "to_segment", "customers"],
         ),

@@ -146,8 +146,9 @@ def test_customer_segments_cover_every_loyalty_customer(
     shown = metrics(at)
     assert shown["Customers segmented"][0] == count(customers)
     assert shown["Net value"][0] == money(float(net_value))
-    # The two runs of the dataset saw the same marts: nobody moved.
-    assert shown["Customers who changed segment"][0] == "0"
+    # The dataset's two runs are minutes apart: transitions compare runs a week apart, so none yet.
+    assert "Customers who changed segment" not in shown
+    assert any("a week older than the latest one" in info.value for info in at.info)
 
 
 def test_top_rule_support_equals_the_raw_baskets(
