@@ -276,7 +276,7 @@ def test_each_malformed_kind_is_broken_in_exactly_its_way(
     assert event.topic == "transactions"
     expected_error = {
         MalformedKind.MISSING_FIELD: "missing",
-        MalformedKind.WRONG_TYPE: "int_parsing",
+        MalformedKind.WRONG_TYPE: "number_type",  # strict contract: a string is not a number
         MalformedKind.NEGATIVE_QUANTITY: "greater_than",
     }
     if kind in expected_error:
