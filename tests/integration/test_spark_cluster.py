@@ -1,0 +1,255 @@
+"""Cluster test: the stream and the batch job on a real Spark standalone cluster (a master and a worker
+started by `retail up` with RETAIL_SPARK_CLUSTER=true, supervised, on 127.0.0.1), executors in JVMs of
+their own. One stack for the module:
+
+* a backfill lands with exact counts in raw, speed and lake, while both applications hold executors
+  (each within its `spark.cores.max` share);
+* the worker JVM is SIGKILLed mid-stream, supervisord restarts it, and every event still lands exactly
+  once (0 lost, 0 duplicated in raw and lake; metrics equal the recomputation from raw);
+* the batch job, submitted by the DAGs' SparkSubmitOperator to the spark:// master, closes the hour.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pyarrow.parquet as pq
+import pytest
+
+from retail.batch import recompute_operator
+from retail.settings import Settings, get_settings, load_settings
+from retail.stack import airflow, stack
+from retail.stack.spark_cluster import master_state, work_dir
+from retail.stack.supervisor import Supervisor
+from spark.lake import dataset_path
+from tests.spark.conftest import scalar, wait_for
+from tests.spark.events import backfill, send_events
+from tests.spark.test_streaming_job import METRICS_MISMATCHES
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+
+STREAM_CORES = 2
+BATCH_CORES = 1
+BASKETS = 900
+
+
+def _free_port_in_range(taken: set[int], low: int = 26000, high: int = 26999) -> int:
+    """A free port of this test's range (ports of parallel test runs elsewhere do not collide)."""
+    for port in random.sample(range(low, high + 1), high - low + 1):
+        if port in taken:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
+    raise RuntimeError(f"no free port in {low}-{high}")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A private stack: PostgreSQL, Kafka, a Spark master and worker, the stream on the cluster."""
+    state = tmp_path_factory.mktemp("cluster") / ".retail"
+    taken: set[int] = set()
+    ports = {
+        name: str(_free_port_in_range(taken))
+        for name in (
+            "PG_PORT",
+            "KAFKA_PORT",
+            "SPARK_UI_PORT",
+            "SPARK_MASTER_PORT",
+            "SPARK_MASTER_UI_PORT",
+            "SPARK_WORKER_UI_PORT",
+            "AIRFLOW_PORT",
+            "DASHBOARD_PORT",
+            "DBT_DOCS_PORT",
+        )
+    }
+    env = {
+        "RETAIL_STATE_DIR": str(state),
+        **{f"RETAIL_{name}": port for name, port in ports.items()},
+        "RETAIL_SPARK_CLUSTER": "true",
+        "RETAIL_SPARK_WORKER_CORES": str(STREAM_CORES + BATCH_CORES),
+        "RETAIL_SPARK_STREAM_CORES": str(STREAM_CORES),
+        "RETAIL_SPARK_BATCH_CORES": str(BATCH_CORES),
+        "RETAIL_SPARK_WORKER_MEMORY": "3g",
+        "RETAIL_STREAM_ENABLED": "true",
+        "RETAIL_STREAM_TRIGGER_S": "0.5",
+        "RETAIL_STREAM_LAKE_TRIGGER_S": "2",
+        "RETAIL_SPARK_SHUFFLE_PARTITIONS": "2",
+        "RETAIL_TRANSACTIONS_PARTITIONS": "2",
+        "RETAIL_REFUNDS_PARTITIONS": "1",
+        "RETAIL_HEALTH_TIMEOUT_S": "300",
+        "RETAIL_STREAM_DRAIN_TIMEOUT_S": "180",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        # The SparkSubmitOperator finds spark-submit on PATH and its connection where `retail up` would
+        # put it for Airflow (here: the environment), and reads the process-wide settings.
+        patch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        get_settings.cache_clear()
+        settings = load_settings(_env_file=None)
+        try:
+            settings = stack.up(settings, report=lambda line: None)  # with the generated secrets
+            spark_conn = airflow.connections(settings)[airflow.SPARK_CONN_ID]
+            patch.setenv(f"AIRFLOW_CONN_{airflow.SPARK_CONN_ID.upper()}", json.dumps(spark_conn))
+            yield settings
+        finally:
+            stack.down(settings)
+            get_settings.cache_clear()
+
+
+def _listening_hosts(port: int) -> set[str]:
+    """Local addresses with a listening TCP socket on `port` (from /proc: no tool needed)."""
+    hosts = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.rsplit(":", 1)
+            if state == "0A" and int(port_hex, 16) == port:
+                raw = bytes.fromhex(address)
+                if len(raw) == 4:
+                    hosts.add(socket.inet_ntop(socket.AF_INET, raw[::-1]))
+                else:
+                    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+                    hosts.add(socket.inet_ntop(socket.AF_INET6, words))
+    return hosts
+
+
+def _lake_event_ids(settings: Settings, dataset: str) -> list[str]:
+    """Event ids of the files the lake's file sink committed (its `_spark_metadata` log), as Spark reads
+    them: a task killed with its executor may leave a file the log never lists."""
+    root = Path(dataset_path(settings, dataset))
+    log = root / "_spark_metadata"
+    files: set[str] = set()
+    for entry in sorted(log.iterdir()) if log.is_dir() else []:
+        if entry.name.startswith("."):
+            continue
+        for line in entry.read_text().splitlines()[1:]:  # the first line is the log version
+            record = json.loads(line)
+            if record.get("action") == "add":
+                files.add(urlsplit(record["path"]).path)
+    ids: list[str] = []
+    for path in sorted(files):
+        ids += [str(value) for value in pq.read_table(path, columns=["event_id"]).column(0).to_pylist()]
+    return ids
+
+
+def _app(settings: Settings, name: str, section: str = "activeapps") -> dict | None:
+    apps = [app for app in master_state(settings)[section] if app["name"] == name]
+    return apps[-1] if apps else None
+
+
+def _send(settings: Settings, seed: int, start: datetime) -> tuple[int, int, int]:
+    """A backfill of BASKETS baskets over 3 minutes (under the 5-minute watermark: none is late);
+    returns (baskets, lines, refunds)."""
+    baskets, refunds = backfill(seed, BASKETS, start, timedelta(minutes=3))
+    send_events(settings, baskets, refunds)
+    return len(baskets), sum(len(b.items) for b in baskets), len(refunds)
+
+
+def test_stream_and_batch_on_a_cluster_survive_a_worker_sigkill(cluster: Settings) -> None:
+    settings = cluster
+    master_port = settings.spark_master_port
+    assert settings.spark_master_url == f"spark://127.0.0.1:{master_port}"
+    for port in (master_port, settings.spark_master_ui_port, settings.spark_worker_ui_port):
+        assert _listening_hosts(port) == {"127.0.0.1"}, f"port {port} must listen on 127.0.0.1 only"
+
+    # The stream runs on the cluster, within its share of the cores.
+    wait_for(
+        lambda: (_app(settings, "retail-speed-layer") or {}).get("cores") == STREAM_CORES,
+        timeout_s=300,
+        what="the stream's executors on the cluster",
+    )
+    seed = random.randrange(1_000_000)
+    print(f"cluster test seed {seed}")
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    first = _send(settings, seed, hour + timedelta(minutes=20))
+
+    def landed(expected: tuple[int, int, int]) -> None:
+        baskets, lines, refunds = expected
+        wait_for(
+            lambda: scalar(settings, "select count(*) from raw.transactions") == baskets,
+            timeout_s=420,
+            what=f"{baskets} baskets in raw",
+        )
+        wait_for(lambda: scalar(settings, "select count(*) from raw.refunds") == refunds, what="refunds")
+        assert scalar(settings, "select count(*) from raw.transaction_items") == lines
+        wait_for(lambda: scalar(settings, METRICS_MISMATCHES) == 0, what="speed metrics = raw")
+        wait_for(
+            lambda: len(_lake_event_ids(settings, "transactions")) >= baskets, timeout_s=300, what="lake"
+        )
+        wait_for(lambda: len(_lake_event_ids(settings, "refunds")) >= refunds, what="lake refunds")
+
+    landed(first)
+    assert len(_lake_event_ids(settings, "transactions")) == first[0]
+
+    # Mid-stream, the worker JVM (spark-class execs java: supervisord's pid is the JVM) dies hard.
+    supervisor = Supervisor(settings)
+    worker = supervisor.info("spark-worker")
+    assert worker is not None and worker.pid
+    assert Path(f"/proc/{worker.pid}/exe").resolve().name == "java"
+    commits = scalar(settings, "select count(*) from ops.sink_commits where query_name = 'raw_transactions'")
+    second = _send(settings, seed + 1, hour + timedelta(minutes=24))
+    wait_for(
+        lambda: (
+            scalar(settings, "select count(*) from ops.sink_commits where query_name = 'raw_transactions'")
+            > commits
+        ),
+        timeout_s=300,
+        what="a commit of the second backfill before the kill",
+    )
+    os.kill(worker.pid, signal.SIGKILL)
+
+    def restarted() -> bool:
+        info = supervisor.info("spark-worker")
+        return info is not None and info.state == "RUNNING" and info.pid not in (None, worker.pid)
+
+    wait_for(restarted, timeout_s=120, what="supervisord to restart the worker")
+    total = tuple(a + b for a, b in zip(first, second, strict=True))
+    landed(total)  # type: ignore[arg-type]
+    baskets, _, refunds = total
+    assert scalar(settings, "select count(distinct event_id) from raw.transactions") == baskets
+    lake_transactions = _lake_event_ids(settings, "transactions")
+    assert len(lake_transactions) == len(set(lake_transactions)) == baskets
+    lake_refunds = _lake_event_ids(settings, "refunds")
+    assert len(lake_refunds) == len(set(lake_refunds)) == refunds
+
+    # The batch job, as the DAGs submit it, closes the hour while the stream keeps its executors.
+    operator = recompute_operator("recompute_closed_hours", settings, "plan_hours")
+    run_id = f"cluster-{seed}"
+    operator.application_args = [
+        "--start",
+        hour.isoformat(),
+        "--end",
+        (hour + timedelta(hours=1)).isoformat(),
+        "--run-id",
+        run_id,
+    ]
+    operator.execute({})
+    with psycopg.connect(settings.writer_dsn) as conn:
+        closed = conn.execute(
+            "select hour_start, batch_run_id from batch.closed_hours order by hour_start"
+        ).fetchall()
+        mismatches = conn.execute(
+            METRICS_MISMATCHES.replace("speed.product_metrics_minute", "batch.product_metrics_minute")
+        ).fetchone()
+    assert closed == [(hour, run_id)]
+    assert mismatches == (0,)
+    batch_app = _app(settings, "retail-batch-recompute", "completedapps")
+    assert batch_app is not None, "the batch job did not run on the cluster"
+    assert list((work_dir(settings) / batch_app["id"]).iterdir()), "the batch job got no executor"
+    assert (_app(settings, "retail-speed-layer") or {}).get("cores") == STREAM_CORES
