@@ -125,7 +125,8 @@ def _listening_hosts(port: int) -> set[str]:
                     hosts.add(socket.inet_ntop(socket.AF_INET, raw[::-1]))
                 else:
                     words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
-                    hosts.add(socket.inet_ntop(socket.AF_INET6, words))
+                    # Java listens on IPv6 sockets: 127.0.0.1 shows as the mapped ::ffff:127.0.0.1.
+                    hosts.add(socket.inet_ntop(socket.AF_INET6, words).removeprefix("::ffff:"))
     return hosts
 
 
@@ -161,6 +162,7 @@ def _send(settings: Settings, seed: int, start: datetime) -> tuple[int, int, int
     return len(baskets), sum(len(b.items) for b in baskets), len(refunds)
 
 
+@pytest.mark.timeout(1800)
 def test_stream_and_batch_on_a_cluster_survive_a_worker_sigkill(cluster: Settings) -> None:
     settings = cluster
     master_port = settings.spark_master_port
