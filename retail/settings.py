@@ -20,7 +20,15 @@ from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 
 from dotenv import dotenv_values
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -235,15 +243,16 @@ class Settings(BaseSettings):
             )
         return self
 
-    @model_validator(mode="after")
-    def _one_spark_master(self) -> Settings:
-        if self.spark_cluster and not self.spark_master.startswith("local"):
+    @field_validator("spark_cluster")
+    @classmethod
+    def _one_spark_master(cls, value: bool, info: ValidationInfo) -> bool:
+        master = info.data.get("spark_master", "local")
+        if value and not master.startswith("local"):
             raise ValueError(
-                f"RETAIL_SPARK_CLUSTER=true runs a cluster on this machine but RETAIL_SPARK_MASTER is "
-                f"{self.spark_master!r}: unset one of them (the cluster's URL is derived from "
-                "RETAIL_SPARK_MASTER_PORT)"
+                f"a cluster on this machine and RETAIL_SPARK_MASTER={master} exclude each other: unset "
+                "one of them (the local cluster's URL comes from RETAIL_SPARK_MASTER_PORT)"
             )
-        return self
+        return value
 
     @field_validator("state_dir", "product_catalog_csv", "store_locations_csv")
     @classmethod
