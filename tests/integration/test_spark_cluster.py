@@ -1,12 +1,13 @@
 """Cluster test: the stream and the batch job on a real Spark standalone cluster (a master and a worker
 started by `retail up` with RETAIL_SPARK_CLUSTER=true, supervised, on 127.0.0.1), executors in JVMs of
-their own. One stack for the module:
+their own. One stack for the module, one test (each phase needs the previous one's state):
 
-* a backfill lands with exact counts in raw, speed and lake, while both applications hold executors
-  (each within its `spark.cores.max` share);
-* the worker JVM is SIGKILLed mid-stream, supervisord restarts it, and every event still lands exactly
-  once (0 lost, 0 duplicated in raw and lake; metrics equal the recomputation from raw);
-* the batch job, submitted by the DAGs' SparkSubmitOperator to the spark:// master, closes the hour.
+* a backfill lands with exact counts in raw, speed and lake;
+* the batch job, submitted by the DAGs' SparkSubmitOperator to the spark:// master, closes that hour
+  while the stream runs: both applications hold executors at once, each within its spark.cores.max;
+* meanwhile a second backfill arrives and the worker JVM is SIGKILLed (the executors of both die with
+  it); supervisord restarts it, and every event still lands exactly once (0 lost, 0 duplicated in raw
+  and lake, metrics equal to raw), and the batch job still closes its hour with the stream's metrics.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -40,7 +42,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 STREAM_CORES = 2
 BATCH_CORES = 1
-BASKETS = 900
+BASKETS = 600
+STREAM_APP = "retail-speed-layer"
+BATCH_APP = "retail-batch-recompute"
 
 
 def _free_port_in_range(taken: set[int], low: int = 26000, high: int = 26999) -> int:
@@ -154,12 +158,29 @@ def _app(settings: Settings, name: str, section: str = "activeapps") -> dict | N
     return apps[-1] if apps else None
 
 
-def _send(settings: Settings, seed: int, start: datetime) -> tuple[int, int, int]:
-    """A backfill of BASKETS baskets over 3 minutes (under the 5-minute watermark: none is late);
-    returns (baskets, lines, refunds)."""
-    baskets, refunds = backfill(seed, BASKETS, start, timedelta(minutes=3))
-    send_events(settings, baskets, refunds)
-    return len(baskets), sum(len(b.items) for b in baskets), len(refunds)
+def _events(seed: int, start: datetime) -> tuple[list, list]:
+    """BASKETS baskets over 3 minutes (under the 5-minute watermark: none is late) and their refunds."""
+    return backfill(seed, BASKETS, start, timedelta(minutes=3))
+
+
+def _closing(settings: Settings, hour: datetime, run_id: str) -> Future:
+    """The batch job closing `hour`, submitted as the DAGs submit it (SparkSubmitOperator), in a thread."""
+    operator = recompute_operator("recompute_closed_hours", settings, "plan_hours")
+    end = hour + timedelta(hours=1)
+    operator.application_args = ["--start", hour.isoformat(), "--end", end.isoformat(), "--run-id", run_id]
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(operator.execute, {})
+    pool.shutdown(wait=False)
+    return future
+
+
+SPEED_BATCH_MISMATCHES = """
+select count(*)
+from (select * from speed.product_metrics_minute where window_start >= %s and window_start < %s) s
+full join batch.product_metrics_minute b using (window_start, product_id)
+where (s.units, s.gross_revenue, s.discount, s.transactions, s.refunds, s.refund_amount)
+      is distinct from (b.units, b.gross_revenue, b.discount, b.transactions, b.refunds, b.refund_amount)
+"""
 
 
 @pytest.mark.timeout(1800)
@@ -170,88 +191,79 @@ def test_stream_and_batch_on_a_cluster_survive_a_worker_sigkill(cluster: Setting
     for port in (master_port, settings.spark_master_ui_port, settings.spark_worker_ui_port):
         assert _listening_hosts(port) == {"127.0.0.1"}, f"port {port} must listen on 127.0.0.1 only"
 
-    # The stream runs on the cluster, within its share of the cores.
-    wait_for(
-        lambda: (_app(settings, "retail-speed-layer") or {}).get("cores") == STREAM_CORES,
-        timeout_s=300,
-        what="the stream's executors on the cluster",
-    )
+    def cores(name: str) -> int | None:
+        return (_app(settings, name) or {}).get("cores")
+
+    wait_for(lambda: cores(STREAM_APP) == STREAM_CORES, timeout_s=300, what="the stream's executors")
     seed = random.randrange(1_000_000)
     print(f"cluster test seed {seed}")
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    first = _send(settings, seed, hour + timedelta(minutes=20))
+    now_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    closed_hour, live_hour = now_hour - timedelta(hours=2), now_hour - timedelta(hours=1)
+    sent_baskets, sent_refunds = _events(seed, closed_hour + timedelta(minutes=20))
 
-    def landed(expected: tuple[int, int, int]) -> None:
-        baskets, lines, refunds = expected
+    def landed() -> None:
+        """Exactly what was sent, in raw, speed (= raw, nothing late) and the lake's committed files."""
+        baskets, refunds = len(sent_baskets), len(sent_refunds)
         wait_for(
             lambda: scalar(settings, "select count(*) from raw.transactions") == baskets,
             timeout_s=420,
             what=f"{baskets} baskets in raw",
         )
         wait_for(lambda: scalar(settings, "select count(*) from raw.refunds") == refunds, what="refunds")
+        assert scalar(settings, "select count(distinct event_id) from raw.transactions") == baskets
+        lines = sum(len(b.items) for b in sent_baskets)
         assert scalar(settings, "select count(*) from raw.transaction_items") == lines
         wait_for(lambda: scalar(settings, METRICS_MISMATCHES) == 0, what="speed metrics = raw")
-        wait_for(
-            lambda: len(_lake_event_ids(settings, "transactions")) >= baskets, timeout_s=300, what="lake"
-        )
-        wait_for(lambda: len(_lake_event_ids(settings, "refunds")) >= refunds, what="lake refunds")
+        for dataset, expected in (("transactions", baskets), ("refunds", refunds)):
+            wait_for(
+                lambda: len(_lake_event_ids(settings, dataset)) >= expected,  # noqa: B023
+                timeout_s=300,
+                what=f"{dataset} in the lake",
+            )
+            ids = _lake_event_ids(settings, dataset)
+            assert len(ids) == len(set(ids)) == expected, f"{dataset}: lost or duplicated in the lake"
 
-    landed(first)
-    assert len(_lake_event_ids(settings, "transactions")) == first[0]
+    send_events(settings, sent_baskets, sent_refunds)
+    landed()
 
-    # Mid-stream, the worker JVM (spark-class execs java: supervisord's pid is the JVM) dies hard.
+    # The batch job closes the first hour while the stream runs: both hold executors at once.
+    run_id = f"cluster-{seed}"
+    closing = _closing(settings, closed_hour, run_id)
+    baskets, refunds = _events(seed + 1, live_hour + timedelta(minutes=20))
+    half = len(baskets) // 2
+    first_half = {b.transaction_id for b in baskets[:half]}
+    send_events(settings, baskets[:half], [r for r in refunds if r.transaction_id in first_half])
+    sent_baskets += baskets
+    sent_refunds += refunds
+    wait_for(
+        lambda: cores(BATCH_APP) == BATCH_CORES and cores(STREAM_APP) == STREAM_CORES,
+        timeout_s=300,
+        what="executors for the batch job next to the stream's",
+    )
+
+    # Mid-stream, the worker JVM (spark-class execs java: supervisord's pid is the JVM) dies hard, with
+    # the executors of both applications; the rest of the backfill arrives while it is down.
     supervisor = Supervisor(settings)
     worker = supervisor.info("spark-worker")
     assert worker is not None and worker.pid
     assert Path(f"/proc/{worker.pid}/exe").resolve().name == "java"
-    commits = scalar(settings, "select count(*) from ops.sink_commits where query_name = 'raw_transactions'")
-    second = _send(settings, seed + 1, hour + timedelta(minutes=24))
-    wait_for(
-        lambda: (
-            scalar(settings, "select count(*) from ops.sink_commits where query_name = 'raw_transactions'")
-            > commits
-        ),
-        timeout_s=300,
-        what="a commit of the second backfill before the kill",
-    )
     os.kill(worker.pid, signal.SIGKILL)
+    send_events(settings, baskets[half:], [r for r in refunds if r.transaction_id not in first_half])
 
     def restarted() -> bool:
         info = supervisor.info("spark-worker")
         return info is not None and info.state == "RUNNING" and info.pid not in (None, worker.pid)
 
     wait_for(restarted, timeout_s=120, what="supervisord to restart the worker")
-    total = tuple(a + b for a, b in zip(first, second, strict=True))
-    landed(total)  # type: ignore[arg-type]
-    baskets, _, refunds = total
-    assert scalar(settings, "select count(distinct event_id) from raw.transactions") == baskets
-    lake_transactions = _lake_event_ids(settings, "transactions")
-    assert len(lake_transactions) == len(set(lake_transactions)) == baskets
-    lake_refunds = _lake_event_ids(settings, "refunds")
-    assert len(lake_refunds) == len(set(lake_refunds)) == refunds
+    landed()
 
-    # The batch job, as the DAGs submit it, closes the hour while the stream keeps its executors.
-    operator = recompute_operator("recompute_closed_hours", settings, "plan_hours")
-    run_id = f"cluster-{seed}"
-    operator.application_args = [
-        "--start",
-        hour.isoformat(),
-        "--end",
-        (hour + timedelta(hours=1)).isoformat(),
-        "--run-id",
-        run_id,
-    ]
-    operator.execute({})
+    closing.result(timeout=900)
     with psycopg.connect(settings.writer_dsn) as conn:
-        closed = conn.execute(
-            "select hour_start, batch_run_id from batch.closed_hours order by hour_start"
-        ).fetchall()
+        closed = conn.execute("select hour_start, batch_run_id from batch.closed_hours").fetchall()
         mismatches = conn.execute(
-            METRICS_MISMATCHES.replace("speed.product_metrics_minute", "batch.product_metrics_minute")
+            SPEED_BATCH_MISMATCHES, (closed_hour, closed_hour + timedelta(hours=1))
         ).fetchone()
-    assert closed == [(hour, run_id)]
-    assert mismatches == (0,)
-    batch_app = _app(settings, "retail-batch-recompute", "completedapps")
-    assert batch_app is not None, "the batch job did not run on the cluster"
-    assert list((work_dir(settings) / batch_app["id"]).iterdir()), "the batch job got no executor"
-    assert (_app(settings, "retail-speed-layer") or {}).get("cores") == STREAM_CORES
+    assert closed == [(closed_hour, run_id)]
+    assert mismatches == (0,), "batch metrics of the closed hour differ from the stream's (= raw)"
+    batch_app = _app(settings, BATCH_APP, "completedapps")
+    assert batch_app is not None and list((work_dir(settings) / batch_app["id"]).iterdir())
