@@ -43,10 +43,9 @@ def _environment(settings: Settings) -> dict[str, str]:
         "SPARK_HOME": str(spark_home()),
         # The web UIs bind to SPARK_LOCAL_IP (all interfaces without it).
         "SPARK_LOCAL_IP": settings.host,
-        # Logs go to stdout (supervisord's log); PIDs and work dirs stay in the state folder.
-        "SPARK_NO_DAEMONIZE": "1",
-        "SPARK_PID_DIR": str(settings.run_dir),
-        "SPARK_WORKER_DIR": str(work_dir(settings)),
+        # Each application leaves a folder of executor logs in the work dir (the hourly batch job 24 a
+        # day): the worker deletes those of finished applications after Spark's TTL (7 days).
+        "SPARK_WORKER_OPTS": "-Dspark.worker.cleanup.enabled=true",
     }
 
 
