@@ -107,7 +107,8 @@ class Settings(BaseSettings):
     spark_batch_cores: int = Field(default=2, ge=1, le=1024)
     # Executors are separate JVMs, maybe on other machines: the Python they start for Python workers,
     # the import path that finds this project there (None: this interpreter, this project's root), and
-    # the address executors reach the driver at (None: `host`).
+    # the address executors reach the driver at (None: `host` on the local cluster, else Spark's default:
+    # this machine's name).
     spark_executor_python: str | None = None
     spark_executor_pythonpath: str | None = None
     spark_driver_host: str | None = None

@@ -16,10 +16,15 @@ from retail.settings import PROJECT_ROOT, Settings
 
 def cluster_conf(settings: Settings, cores: int) -> dict[str, str]:
     """spark.* settings of one application taking at most `cores` cores of a standalone cluster."""
-    return {
+    conf = {
         "spark.cores.max": str(cores),
         "spark.executor.memory": settings.spark_executor_memory,
         "spark.pyspark.python": settings.spark_executor_python or sys.executable,
         "spark.executorEnv.PYTHONPATH": settings.spark_executor_pythonpath or str(PROJECT_ROOT),
-        "spark.driver.host": settings.spark_driver_host or settings.host,
     }
+    # The local cluster listens on RETAIL_HOST only; elsewhere Spark's default (this machine's name)
+    # is what executors on other machines (or containers) can reach, unless a setting says otherwise.
+    driver_host = settings.spark_driver_host or (settings.host if settings.spark_cluster else None)
+    if driver_host:
+        conf["spark.driver.host"] = driver_host
+    return conf

@@ -45,3 +45,5 @@ def test_cluster_conf_carries_what_executors_need(tmp_path: Path) -> None:
     assert conf["spark.executorEnv.PYTHONPATH"] == "/opt/retail"
     assert conf["spark.driver.host"] == "10.0.0.5"
     assert remote.spark_master_url == "spark://master.example:7077"
+    # Off the local cluster, Spark's default driver address (the host name) unless a setting names one.
+    assert "spark.driver.host" not in cluster_conf(remote.model_copy(update={"spark_driver_host": None}), 1)
