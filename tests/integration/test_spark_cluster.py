@@ -18,6 +18,7 @@ import random
 import signal
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -194,7 +195,14 @@ def test_stream_and_batch_on_a_cluster_survive_a_worker_sigkill(cluster: Setting
     def cores(name: str) -> int | None:
         return (_app(settings, name) or {}).get("cores")
 
+    began = time.monotonic()
+
+    def phase(name: str) -> None:
+        """Shown with the output of a failed run: where the time went."""
+        print(f"{time.monotonic() - began:6.0f}s {name}")
+
     wait_for(lambda: cores(STREAM_APP) == STREAM_CORES, timeout_s=300, what="the stream's executors")
+    phase("stream has its executors")
     seed = random.randrange(1_000_000)
     print(f"cluster test seed {seed}")
     now_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -225,6 +233,7 @@ def test_stream_and_batch_on_a_cluster_survive_a_worker_sigkill(cluster: Setting
 
     send_events(settings, sent_baskets, sent_refunds)
     landed()
+    phase("first backfill landed")
 
     # The batch job closes the first hour while the stream runs: both hold executors at once.
     run_id = f"cluster-{seed}"
@@ -247,6 +256,7 @@ def test_stream_and_batch_on_a_cluster_survive_a_worker_sigkill(cluster: Setting
     worker = supervisor.info("spark-worker")
     assert worker is not None and worker.pid
     assert Path(f"/proc/{worker.pid}/exe").resolve().name == "java"
+    phase("batch job has its executors")
     os.kill(worker.pid, signal.SIGKILL)
     send_events(settings, baskets[half:], [r for r in refunds if r.transaction_id not in first_half])
 
@@ -255,9 +265,12 @@ def test_stream_and_batch_on_a_cluster_survive_a_worker_sigkill(cluster: Setting
         return info is not None and info.state == "RUNNING" and info.pid not in (None, worker.pid)
 
     wait_for(restarted, timeout_s=120, what="supervisord to restart the worker")
+    phase("worker restarted")
     landed()
+    phase("second backfill landed")
 
     closing.result(timeout=900)
+    phase("batch job done")
     with psycopg.connect(settings.writer_dsn) as conn:
         closed = conn.execute("select hour_start, batch_run_id from batch.closed_hours").fetchall()
         mismatches = conn.execute(
