@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from retail.dbt import DBT_PROJECT_DIR, manifest_path
 from retail.settings import PROJECT_ROOT, Settings
+from retail.spark_conf import cluster_conf
 from retail.writer_lock import WRITER_POOL, writer_lock
 
 if TYPE_CHECKING:
@@ -237,7 +238,12 @@ def recompute_operator(
         conn_id=settings.batch_spark_conn_id,
         name="retail-batch-recompute",
         application_args=[*hours, "--run-id", "{{ run_id }}"],
-        conf={"spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions)},
+        # The cluster settings travel with every submission (ignored by a local master): executor Python
+        # and import path, the driver's address, and the batch job's share of the cores.
+        conf={
+            "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+            **cluster_conf(settings, settings.spark_batch_cores),
+        },
         driver_memory="2g",
         **{**writer_task_args(settings), **kwargs},
     )

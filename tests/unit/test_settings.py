@@ -108,3 +108,24 @@ def test_env_example_copied_as_is_changes_nothing(clean_env: Path, monkeypatch: 
     from_example = load_settings(_env_file=PROJECT_ROOT / ".env.example")
     defaults = load_settings(_env_file=None)
     assert from_example.model_dump() == defaults.model_dump()
+
+
+def test_spark_cluster_runs_the_jobs_on_its_own_master(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETAIL_SPARK_CLUSTER", "true")
+    monkeypatch.setenv("RETAIL_SPARK_MASTER_PORT", "17777")
+    assert load_settings(_env_file=None).spark_master_url == "spark://127.0.0.1:17777"
+    monkeypatch.setenv("RETAIL_SPARK_MASTER", "spark://elsewhere:7077")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(_env_file=None)
+    message = str(raised.value)
+    assert message.startswith("invalid setting RETAIL_SPARK_CLUSTER=")
+    assert "RETAIL_SPARK_MASTER=spark://elsewhere:7077" in message and len(message.splitlines()) == 1
+
+
+def test_without_the_cluster_the_master_setting_is_used(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETAIL_SPARK_MASTER", "spark://elsewhere:7077")
+    assert load_settings(_env_file=None).spark_master_url == "spark://elsewhere:7077"
