@@ -32,8 +32,8 @@ import typer
 from ml.cli import app as ml_app
 from producer.cli import app as produce_app
 from retail import cli_errors, dimensions
-from retail.dbt import ensure_manifest
 from retail.db import DatabaseUnavailable, MigrationError, migrate
+from retail.dbt import ensure_manifest
 from retail.settings import Settings, SettingsError, load_settings
 from retail.stack import airflow, stack
 from retail.stack.errors import StackError
