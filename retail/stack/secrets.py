@@ -10,6 +10,7 @@ are left alone and not written.
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
 from pathlib import Path
 
@@ -25,11 +26,30 @@ COMPOSE_SECRETS_DIR_NAME = "compose-secrets"
 
 
 def secure_state_dir(settings: Settings) -> None:
-    """State folder 0700 and secrets.env 0600, on every start (not only when they are created)."""
+    """State folder 0700 and secrets.env 0600, on every start (not only when they are created).
+
+    As root the embedded PostgreSQL runs as the `pgserver` user, which must reach its data folder
+    inside: then the folder is 0710 with that user's group (traverse only, no listing)."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(settings.state_dir, 0o700)
+    group = _database_group(settings)
+    if group is None:
+        os.chmod(settings.state_dir, 0o700)
+    else:
+        os.chown(settings.state_dir, -1, group)
+        os.chmod(settings.state_dir, 0o710)
     if settings.secrets_file.exists():
         os.chmod(settings.secrets_file, 0o600)
+
+
+def _database_group(settings: Settings) -> int | None:
+    """The group of the unprivileged user the embedded PostgreSQL runs as under root, if it exists."""
+    from retail.stack.postgres import run_as_user
+
+    user = run_as_user() if settings.embedded_postgres else None
+    try:
+        return pwd.getpwnam(user).pw_gid if user else None
+    except KeyError:  # created by the first cluster init, after which `up` secures the folder again
+        return None
 
 
 def ensure_secrets(settings: Settings) -> Settings:
