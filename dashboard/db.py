@@ -41,7 +41,11 @@ def settings() -> Settings:
 
 @st.cache_resource(show_spinner=False)
 def _pool(dsn: str, size: int, timeout_s: float) -> ConnectionPool:
-    """One pool per server and sizing, shared by every session of this Streamlit server."""
+    """One pool per server and sizing, shared by every session of this Streamlit server.
+
+    A first connection is made directly, so a server that is down fails at once with its own error (and
+    nothing is cached) instead of after the pool's wait."""
+    psycopg.connect(dsn, connect_timeout=3).close()
     timeout_ms = round(timeout_s * 1000)
     return ConnectionPool(
         dsn,
@@ -96,6 +100,7 @@ def read_frame(sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None
             "or raise RETAIL_DASHBOARD_QUERY_TIMEOUT_S."
         ) from None
     except PoolTimeout:
+        _probe_server(current.analyst_dsn)  # a server gone since the pool opened: that banner instead
         raise DashboardError(
             f"All {current.dashboard_pool_size} dashboard database connections stayed busy for "
             f"{timeout_s:g}s; reload the page, or raise RETAIL_DASHBOARD_POOL_SIZE."
@@ -106,4 +111,13 @@ def read_frame(sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None
             f"{str(error).splitlines()[0]}; apply the migrations with `retail db migrate`."
         ) from None
     except psycopg.OperationalError as error:
+        raise unavailable(error) from None
+
+
+def _probe_server(dsn: str) -> None:
+    """Raise the server's own connection error (and drop the pool) when it cannot be reached."""
+    try:
+        psycopg.connect(dsn, connect_timeout=3).close()
+    except psycopg.OperationalError as error:
+        _pool.clear()
         raise unavailable(error) from None
