@@ -3,7 +3,7 @@
 **What**: reads the product catalog (`RETAIL_PRODUCT_CATALOG_CSV`) and the store list
 (`RETAIL_STORE_LOCATIONS_CSV`), validates every line (types, required fields, ranges, coordinates, dates,
 duplicate keys), upserts the good rows in one transaction and records each rejected line with its line
-number and reason in `ops.rejected_rows`. The logic lives in `retail/dimensions.py`; these tasks only call it.
+number and reason in `ops.rejected_rows`. The logic lives in `dimensions/load.py`; these tasks only call it.
 
 **Idempotent**: unchanged rows are not touched (`loaded_at` only moves when a row changed), rejects are
 keyed by the file's content hash and line, so a rerun leaves identical tables.
@@ -41,7 +41,7 @@ def _load(table: str) -> dict[str, Any]:
     """Run one load; a bad file becomes AirflowFailException (no retries: rerunning cannot fix data)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from retail import dimensions
+    from dimensions import load as dimensions
     from retail.settings import get_settings
 
     loader = {"products": dimensions.load_products, "stores": dimensions.load_stores}[table]

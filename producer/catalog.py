@@ -1,18 +1,16 @@
-"""Products and stores the producer sells, read from the dimension CSVs named in the settings.
+"""Products and stores the producer sells: the rows of the dimension CSVs that the loader accepts.
 
-The producer never invents a product or a store: every valid event references a row of
-`db/data/product_catalog.csv` and `db/data/store_locations.csv`, the same files loaded into
-raw.products / raw.stores, so downstream joins always find their dimension row.
+Read through the same spec and row rules as the loader (`retail.dimension_files`), so the producer
+never sells a product or store that raw.products / raw.stores lacks.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 
+from retail.dimension_files import read_products, read_stores
 from retail.settings import Settings
 
 
@@ -49,35 +47,33 @@ class Catalog:
         return frozenset(store.store_id for store in self.stores)
 
 
-def read_products(path: Path) -> tuple[Product, ...]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return tuple(
-            Product(
-                product_id=row["product_id"],
-                name=row["name"],
-                category=row["category"],
-                price_cents=int(Decimal(row["base_price"]) * 100),
-            )
-            for row in csv.DictReader(handle)
+def _products(path: Path) -> tuple[Product, ...]:
+    return tuple(
+        Product(
+            product_id=row["product_id"],
+            name=row["name"],
+            category=row["category"],
+            price_cents=int(row["base_price"] * 100),
         )
+        for row in read_products(path).rows
+    )
 
 
-def read_stores(path: Path) -> tuple[Store, ...]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return tuple(
-            Store(
-                store_id=row["store_id"],
-                region=row["region"],
-                format=row["format"],
-                opened_on=date.fromisoformat(row["opened_on"]),
-                square_meters=int(row["square_meters"]),
-            )
-            for row in csv.DictReader(handle)
+def _stores(path: Path) -> tuple[Store, ...]:
+    return tuple(
+        Store(
+            store_id=row["store_id"],
+            region=row["region"],
+            format=row["format"] or "",
+            opened_on=row["opened_on"],
+            square_meters=row["square_meters"],
         )
+        for row in read_stores(path).rows
+    )
 
 
 def load_catalog(settings: Settings) -> Catalog:
     return Catalog(
-        products=read_products(settings.product_catalog_csv),
-        stores=read_stores(settings.store_locations_csv),
+        products=_products(settings.product_catalog_csv),
+        stores=_stores(settings.store_locations_csv),
     )

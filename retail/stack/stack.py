@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dashboard import service as dashboard
-from retail import dimensions
+from dimensions import load as dimensions
 from retail.db import DatabaseUnavailable, migrate
 from retail.settings import Settings
 from retail.stack import airflow, kafka, postgres

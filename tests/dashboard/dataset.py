@@ -17,7 +17,7 @@ import psycopg
 
 from ml.jobs import run_all
 from producer.backfill import window
-from retail import dimensions
+from dimensions import load as dimensions
 from retail.dbt import run_dbt
 from retail.settings import Settings
 from retail.stack import postgres

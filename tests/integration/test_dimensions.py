@@ -13,8 +13,9 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 
+from dimensions.load import TooManyRejects, load_file, load_products, load_stores
 from retail import alerts
-from retail.dimensions import TooManyRejects, load_file, load_products, load_stores, read_products
+from retail.dimension_files import read_products
 from retail.settings import PROJECT_ROOT, Settings, get_settings
 from retail.stack import postgres
 from retail.stack.airflow import retail_environment

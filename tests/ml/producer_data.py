@@ -18,7 +18,7 @@ from producer.backfill import BackfillPlan, simulate_backfill, window
 from producer.catalog import load_catalog
 from producer.config import SimulationConfig, load_simulation_config
 from producer.simulator import Simulator
-from retail import dimensions
+from dimensions import load as dimensions
 from retail.dbt import run_dbt
 from retail.settings import Settings
 from retail.stack import postgres

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from retail.dimensions import (
+from retail.dimension_files import (
     PRODUCTS,
+    STORES,
     DimensionFileError,
     read_products,
     read_stores,
@@ -18,8 +19,8 @@ from retail.dimensions import (
 )
 from retail.settings import PROJECT_ROOT
 
-PRODUCT_HEADER = "product_id,sku,name,category,brand,unit_cost,base_price"
-STORE_HEADER = "store_id,name,city,region,latitude,longitude,opened_on,square_meters,format"
+PRODUCT_HEADER = ",".join(PRODUCTS.column_names)
+STORE_HEADER = ",".join(STORES.column_names)
 
 
 def write(tmp_path: Path, header: str, *lines: str, name: str = "file.csv") -> Path:

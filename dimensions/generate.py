@@ -13,10 +13,10 @@ byte and any change to them shows up as a reviewable diff. The first products
 (P0001-P0018) are fixed because the simulator plants co-purchase affinities
 between them.
 
-How to run (standard library only)::
+How to run::
 
-    python db/generate_dimensions.py              # writes into db/data/
-    python db/generate_dimensions.py --out /tmp/dims
+    python -m dimensions.generate              # writes into db/data/
+    python -m dimensions.generate --out /tmp/dims
 """
 
 from __future__ import annotations
@@ -30,22 +30,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-DEFAULT_OUT_DIR = Path(__file__).resolve().parent / "data"
+from retail.dimension_files import PRODUCTS, STORES
+from retail.settings import PROJECT_ROOT
+
+DEFAULT_OUT_DIR = PROJECT_ROOT / "db" / "data"
 PRODUCT_CATALOG_FILE = "product_catalog.csv"
 STORE_LOCATIONS_FILE = "store_locations.csv"
-
-PRODUCT_COLUMNS = ("product_id", "sku", "name", "category", "brand", "unit_cost", "base_price")
-STORE_COLUMNS = (
-    "store_id",
-    "name",
-    "city",
-    "region",
-    "latitude",
-    "longitude",
-    "opened_on",
-    "square_meters",
-    "format",
-)
 
 # Separate seeds per table so that editing the product list never reshuffles the stores.
 PRODUCT_SEED = 20_240_501
@@ -621,8 +611,8 @@ def write_dimensions(out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     products_path = out_dir / PRODUCT_CATALOG_FILE
     stores_path = out_dir / STORE_LOCATIONS_FILE
-    _write_csv(products_path, PRODUCT_COLUMNS, product_rows())
-    _write_csv(stores_path, STORE_COLUMNS, store_rows())
+    _write_csv(products_path, PRODUCTS.column_names, product_rows())
+    _write_csv(stores_path, STORES.column_names, store_rows())
     return products_path, stores_path
 
 
@@ -632,7 +622,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--out",
         type=Path,
         default=DEFAULT_OUT_DIR,
-        help="directory to write the CSVs into (default: db/data next to this script)",
+        help="directory to write the CSVs into (default: db/data)",
     )
     args = parser.parse_args(argv)
     for path in write_dimensions(args.out):

@@ -1,0 +1,1 @@
+"""Dimensions stage: generate the dimension CSVs (`generate`) and load them into raw (`load`)."""
