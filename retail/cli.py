@@ -29,9 +29,10 @@ from typing import Annotated
 
 import typer
 
+from dimensions import load as dimensions
 from ml.cli import app as ml_app
 from producer.cli import app as produce_app
-from retail import cli_errors, dimensions
+from retail import cli_errors
 from retail.db import DatabaseUnavailable, MigrationError, migrate
 from retail.dbt import ensure_manifest
 from retail.settings import Settings, SettingsError, load_settings
