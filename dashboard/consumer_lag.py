@@ -15,13 +15,18 @@ from kafka.errors import KafkaError
 
 from dashboard.db import DashboardError, settings
 from dashboard.queries import LIVE_TTL_S, landed_offsets
+from retail.topics import kafka_security
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
-def end_offsets(bootstrap: str, topics: tuple[str, ...]) -> pd.DataFrame:
-    """(topic, kafka_partition, end_offset) for every partition of the topics."""
+def end_offsets(
+    bootstrap: str, topics: tuple[str, ...], security: tuple[tuple[str, str], ...] = ()
+) -> pd.DataFrame:
+    """(topic, kafka_partition, end_offset) for every partition of the topics; `security` holds the
+    client's SASL/TLS arguments (a tuple: part of the cache key)."""
     try:
         consumer = KafkaConsumer(
+            **dict(security),
             bootstrap_servers=bootstrap,
             client_id="retail-dashboard",
             request_timeout_ms=3000,
@@ -59,7 +64,11 @@ def consumer_lag() -> pd.DataFrame:
     landed = landed_offsets()
     landed["topic"] = landed["topic"].fillna(landed["landed_in"].map(table_topic))
     positions = landed.groupby(["topic", "kafka_partition"], as_index=False)["last_offset"].max()
-    ends = end_offsets(current.bootstrap_servers, (current.transactions_topic, current.refunds_topic))
+    ends = end_offsets(
+        current.bootstrap_servers,
+        (current.transactions_topic, current.refunds_topic),
+        tuple(sorted(kafka_security(current).items())),
+    )
     lag = ends.merge(positions, on=["topic", "kafka_partition"], how="left")
     landed_position = pd.to_numeric(lag["last_offset"], errors="coerce").fillna(-1)
     lag["next_offset"] = (landed_position + 1).astype("int64")

@@ -422,7 +422,7 @@ def dead_letters() -> pd.DataFrame:
     return live(
         """
         select reason, topic, count(*) as messages, max(received_at) as latest_at
-        from ops.dead_letter where replayed_at is null group by 1, 2 order by messages desc
+        from ops.dead_letter_redacted where replayed_at is null group by 1, 2 order by messages desc
         """
     )
 

@@ -19,6 +19,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 
 from producer.summary import ProduceSummary
 from retail.settings import Settings
+from retail.topics import kafka_security
 
 # Retries of the producer itself (per batch, within delivery_timeout_ms); must be > 0 for idempotence.
 PRODUCER_RETRIES = 10
@@ -34,6 +35,7 @@ class IdempotenceDisabledError(RuntimeError):
 
 def producer_config(settings: Settings, client_id: str) -> dict[str, object]:
     return {
+        **kafka_security(settings),
         "bootstrap_servers": settings.bootstrap_servers,
         "client_id": client_id,
         "enable_idempotence": True,

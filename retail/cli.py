@@ -12,6 +12,8 @@
     retail dbt ARGS    run dbt against the platform's database (e.g. `retail dbt build`)
     retail docs        generate and serve the dbt docs site
     retail db migrate  apply pending database migrations
+    retail db init     migrate, load dimensions, create Airflow's database (docker compose's init)
+    retail airflow prepare  Airflow's config, metadata and dbt manifest (docker compose's airflow-init)
     retail secrets     generate local passwords (docker compose reads the same file)
 
 Errors a user can fix print one line, `error: <cause>; <fix>`, and exit with status 1.
@@ -27,14 +29,16 @@ from typing import Annotated
 
 import typer
 
+from dimensions import load as dimensions
 from ml.cli import app as ml_app
 from producer.cli import app as produce_app
 from retail import cli_errors
 from retail.db import DatabaseUnavailable, MigrationError, migrate
+from retail.dbt import ensure_manifest
 from retail.settings import Settings, SettingsError, load_settings
 from retail.stack import airflow, stack
 from retail.stack.errors import StackError
-from retail.stack.secrets import ensure_secrets
+from retail.stack.secrets import ensure_secrets, write_compose_secrets
 from retail.stack.supervisor import log_path, tail
 from retail.writer_lock import WriterLockTimeout, writer_lock
 from spark.cli import batch as batch_command
@@ -44,6 +48,8 @@ from spark.cli import stream as stream_command
 app = typer.Typer(help="Real-time retail analytics platform.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+airflow_app = typer.Typer(help="Airflow preparation (docker compose's airflow-init).", no_args_is_help=True)
+app.add_typer(airflow_app, name="airflow")
 app.add_typer(produce_app, name="produce", help="Produce events into Kafka: live, backfill, replay.")
 app.command("stream")(stream_command)
 app.command("batch")(batch_command)
@@ -224,7 +230,8 @@ def logs(
 def secrets() -> None:
     """Generate the local passwords into the state folder without starting anything (for docker compose)."""
     current = ensure_secrets(settings())
-    typer.echo(f"Secrets in {current.secrets_file} (mode 0600); docker compose reads them with --env-file.")
+    folder = write_compose_secrets(current)
+    typer.echo(f"Secrets in {current.secrets_file} (mode 0600); docker compose's secret files in {folder}.")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -255,6 +262,30 @@ def docs(
     chosen = port or current.dbt_docs_port
     typer.echo(f"dbt docs: http://{current.host}:{chosen}  (Ctrl-C stops)")
     serve_docs(current, chosen)
+
+
+@db_app.command("init")
+@fails_cleanly
+def db_init() -> None:
+    """Migrate, load the dimensions when empty and create Airflow's role and database (compose init)."""
+    current = settings()
+    applied = migrate(current)
+    loaded = dimensions.load_if_empty(current)
+    if current.airflow_enabled:
+        airflow.ensure_database(current)
+    typer.echo(f"Migrations applied: {len(applied)}; dimension files loaded: {len(loaded)}.")
+
+
+@airflow_app.command("prepare")
+@fails_cleanly
+def airflow_prepare() -> None:
+    """Airflow's config files, metadata migration, writer pool and dbt manifest (compose airflow-init);
+    needs only Airflow's own login, `retail db init` created it."""
+    current = settings()
+    airflow.write_config(current)
+    airflow.migrate_metadata(current)
+    airflow.ensure_writer_pool(current)
+    typer.echo(f"Airflow prepared; dbt manifest at {ensure_manifest(current)}.")
 
 
 @db_app.command("migrate")

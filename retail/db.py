@@ -92,7 +92,8 @@ def discover_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 
 def ensure_roles(conn: psycopg.Connection, settings: Settings) -> None:
-    """Create the writer and analyst login roles, or reset their passwords to the configured ones."""
+    """Create the writer and analyst login roles, or reset their passwords to the configured ones; the
+    analyst's statement_timeout follows RETAIL_ANALYST_STATEMENT_TIMEOUT_S."""
     for user, password in (
         (settings.pg_writer_user, settings.pg_writer_password),
         (settings.pg_analyst_user, settings.pg_analyst_password),
@@ -109,6 +110,13 @@ def ensure_roles(conn: psycopg.Connection, settings: Settings) -> None:
                 verb, sql.Identifier(user), sql.Literal(password.get_secret_value())
             )
         )
+    # A setting, so not a migration: every migrate (every `retail up`) applies the current value.
+    timeout_ms = round(settings.analyst_statement_timeout_s * 1000)
+    conn.execute(
+        sql.SQL("alter role {} set statement_timeout = {}").format(
+            sql.Identifier(settings.pg_analyst_user), sql.Literal(f"{timeout_ms}ms")
+        )
+    )
 
 
 def _render(migration: Migration, conn: psycopg.Connection, settings: Settings) -> str:

@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
@@ -29,11 +30,18 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRETS_FILE_NAME = "secrets.env"
 ENV_PREFIX = "RETAIL_"
+# Where docker compose mounts `secrets:` (one file per secret, named like its variable in lower case).
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 # Fields `retail up` generates into the secrets file when neither the environment nor the file sets them.
@@ -65,6 +73,9 @@ class Settings(BaseSettings):
         env_ignore_empty=True,
     )
 
+    # A folder of secret files, one per setting, named like its variable (retail_pg_writer_password):
+    # docker compose's `secrets:`. Read after the environment and before .env; ignored when absent.
+    secrets_dir: Path = DEFAULT_SECRETS_DIR
     # State folder of the embedded stack: database files, logs, lake, generated secrets.
     state_dir: Path = PROJECT_ROOT / ".retail"
     host: str = "127.0.0.1"
@@ -86,6 +97,17 @@ class Settings(BaseSettings):
     kafka_port: Port = 19092
     transactions_topic: str = "transactions"
     refunds_topic: str = "refunds"
+    # Security of a real Kafka cluster (the embedded broker is plaintext on 127.0.0.1). SASL_SSL or
+    # SASL_PLAINTEXT with a SASL mechanism and login; SSL (and SASL_SSL) trust kafka_ssl_cafile (PEM)
+    # and, for mutual TLS, present kafka_ssl_certfile + kafka_ssl_keyfile. Every client gets them: the
+    # producer, the stream's source (both kinds), the admin client, dead-letter replay, the dashboard.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
     transactions_partitions: int = Field(default=6, ge=1, le=1000)
     refunds_partitions: int = Field(default=3, ge=1, le=1000)
 
@@ -167,6 +189,13 @@ class Settings(BaseSettings):
     dashboard_enabled: bool = True
     dashboard_port: Port = 18501
     dashboard_refresh_s: float = Field(default=10.0, ge=1, le=3600)
+    # Connections the dashboard's pool keeps open for all viewers together, and the longest a single
+    # dashboard query may run before it is cancelled (its page shows a banner; other pages go on).
+    dashboard_pool_size: int = Field(default=8, ge=1, le=100)
+    dashboard_query_timeout_s: float = Field(default=15.0, gt=0, le=3600)
+    # statement_timeout of the analyst role (dashboard, analysts' SQL): a runaway query is cancelled
+    # instead of holding a connection and the server's cores. Applied by the migrations.
+    analyst_statement_timeout_s: float = Field(default=60.0, gt=0, le=24 * 3600)
 
     # Share of a dimension file's lines that may be rejected before its load fails (nothing loaded).
     dimension_max_reject_share: float = Field(default=0.05, ge=0, le=1)
@@ -235,6 +264,23 @@ class Settings(BaseSettings):
     # week; older runs (and every skipped/failed run beyond the last ml_keep_runs) are deleted.
     ml_keep_runs: int = Field(default=8, ge=2, le=1000)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Secret files (compose `secrets:`) when their folder exists; the source's folder is known
+        before the model is, so its variable is read here."""
+        folder = Path(os.environ.get(env_name("secrets_dir")) or DEFAULT_SECRETS_DIR)
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        if folder.is_dir():
+            sources += (SecretsSettingsSource(settings_cls, secrets_dir=folder),)
+        return (*sources, dotenv_settings)
+
     @model_validator(mode="after")
     def _kmeans_range_ordered(self) -> Settings:
         if self.ml_kmeans_k_min > self.ml_kmeans_k_max:
@@ -282,6 +328,19 @@ class Settings(BaseSettings):
                     "must be a comma-separated list of host:port (e.g. broker1:9092,broker2:9092)"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"RETAIL_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "RETAIL_KAFKA_SASL_MECHANISM, RETAIL_KAFKA_SASL_USERNAME and RETAIL_KAFKA_SASL_PASSWORD"
+            )
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise ValueError("set both RETAIL_KAFKA_SSL_CERTFILE and RETAIL_KAFKA_SSL_KEYFILE (mutual TLS)")
+        return self
 
     @model_validator(mode="after")
     def _fill_generated_secrets(self) -> Settings:
@@ -377,16 +436,28 @@ class Settings(BaseSettings):
         secret = f":{quote(password.get_secret_value(), safe='')}" if password else ""
         return f"postgresql://{quote(user, safe='')}{secret}@{host}:{port}/{database or self.pg_database}"
 
+    def _url_with_admin_password(self, url: str) -> str:
+        """RETAIL_PG_URL without a password takes RETAIL_PG_ADMIN_PASSWORD (docker compose: a secret
+        file), so the URL itself can be an ordinary, non-secret setting."""
+        parts = urlsplit(url)
+        if parts.password is not None or self.pg_admin_password is None or not parts.username:
+            return url
+        secret = quote(self.pg_admin_password.get_secret_value(), safe="")
+        host = parts.netloc.rpartition("@")[2]
+        return parts._replace(netloc=f"{parts.username}:{secret}@{host}").geturl()
+
     @property
     def admin_dsn(self) -> str:
         """Superuser (embedded) or the user of RETAIL_PG_URL: runs migrations and creates roles."""
-        return self.pg_url or self._dsn(self.pg_admin_user, self.pg_admin_password)
+        if self.pg_url:
+            return self._url_with_admin_password(self.pg_url)
+        return self._dsn(self.pg_admin_user, self.pg_admin_password)
 
     @property
     def maintenance_dsn(self) -> str:
         """Admin login to the server's `postgres` database, which exists before ours is created."""
         if self.pg_url:
-            return self.pg_url
+            return self._url_with_admin_password(self.pg_url)
         return self._dsn(self.pg_admin_user, self.pg_admin_password, database="postgres")
 
     @property

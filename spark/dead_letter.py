@@ -18,6 +18,7 @@ from kafka import KafkaProducer
 
 from retail.db import connect
 from retail.settings import Settings
+from retail.topics import kafka_security
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,9 @@ def latest(settings: Settings, reason: str | None = None, limit: int = 20) -> li
 
 def replay(settings: Settings, reason: str, limit: int | None = None) -> int:
     """Re-submit pending dead letters with `reason` to their topics; returns how many were sent."""
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
+    producer = KafkaProducer(
+        **kafka_security(settings), bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5
+    )
     try:
         with connect(settings) as conn, conn.transaction():
             rows = conn.execute(

@@ -29,6 +29,7 @@ timestamp, timestampType), so nothing downstream knows which one runs.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPart
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
 from pyspark.sql.types import StructType
 
+from retail.topics import kafka_security, spark_kafka_security
 from spark.log_identity import LogChange, LogEnds, LossPolicy, lost_messages
 from spark.transformations import validate_messages
 from spark.validation import Dimensions, EventType, validate_batches
@@ -111,6 +113,8 @@ class KafkaRanges(InputPartition):
     bootstrap: str
     topic: str
     ranges: tuple[KafkaRange, ...]
+    # JSON of the client's SASL/TLS arguments (retail.topics.kafka_security); "{}" for plaintext.
+    security: str = "{}"
 
 
 def pack_ranges(ranges: Sequence[KafkaRange], max_partitions: int) -> list[tuple[KafkaRange, ...]]:
@@ -128,10 +132,13 @@ def pack_ranges(ranges: Sequence[KafkaRange], max_partitions: int) -> list[tuple
     return [tuple(sorted(group, key=lambda r: r.partition)) for group in groups if group]
 
 
-def _consumer(bootstrap: str):
+def _consumer(bootstrap: str, security: str = "{}"):
+    import json
+
     from kafka import KafkaConsumer
 
     return KafkaConsumer(
+        **json.loads(security),
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
@@ -177,9 +184,10 @@ _WORKER_CONSUMERS: dict[str, object] = {}
 def read_ranges(part: KafkaRanges) -> Iterator[pyarrow.RecordBatch]:
     """Records ``[start, end)`` of each range, in partition and offset order; fails rather than return
     fewer."""
-    consumer = _WORKER_CONSUMERS.pop(part.bootstrap, None)
+    key = f"{part.bootstrap}|{part.security}"
+    consumer = _WORKER_CONSUMERS.pop(key, None)
     if consumer is None:
-        consumer = _consumer(part.bootstrap)
+        consumer = _consumer(part.bootstrap, part.security)
     try:
         for kafka_range in part.ranges:
             yield from _read_range(consumer, part.topic, kafka_range)
@@ -187,7 +195,7 @@ def read_ranges(part: KafkaRanges) -> Iterator[pyarrow.RecordBatch]:
         consumer.close()
         raise
     # Only a consumer that finished its reads cleanly is reused.
-    _WORKER_CONSUMERS[part.bootstrap] = consumer
+    _WORKER_CONSUMERS[key] = consumer
 
 
 def _read_range(consumer, topic: str, part: KafkaRange) -> Iterator[pyarrow.RecordBatch]:
@@ -234,14 +242,16 @@ def warm_up_workers(spark, settings) -> None:
     """Start one Python worker per task slot, each with the source's and validation's modules imported
     and a broker connection made: the first micro-batch then runs as fast as the later ones."""
     bootstrap = settings.bootstrap_servers
+    security = json.dumps(kafka_security(settings), sort_keys=True)
+    key = f"{bootstrap}|{security}"
 
     def warm(batches: Iterator[pyarrow.RecordBatch]) -> Iterator[pyarrow.RecordBatch]:
         import importlib
 
         importlib.import_module("retail.contracts")
         source = importlib.import_module("spark.kafka_source")
-        if bootstrap not in source._WORKER_CONSUMERS:
-            source._WORKER_CONSUMERS[bootstrap] = source._consumer(bootstrap)
+        if key not in source._WORKER_CONSUMERS:
+            source._WORKER_CONSUMERS[key] = source._consumer(bootstrap, security)
         yield from batches
 
     slots = spark.sparkContext.defaultParallelism
@@ -268,6 +278,7 @@ class KafkaStreamReader(DataSourceStreamReader):
         ops_dsn: str | None = None,
     ) -> None:
         self.bootstrap = options["bootstrap"]
+        self.security = options.get("security") or "{}"
         self.topic = options["topic"]
         limit = options.get("maxRecordsPerBatch")
         self.max_records = int(limit) if limit else None
@@ -282,7 +293,7 @@ class KafkaStreamReader(DataSourceStreamReader):
 
     def _client(self):
         if self._consumer is None:
-            self._consumer = _consumer(self.bootstrap)
+            self._consumer = _consumer(self.bootstrap, self.security)
         return self._consumer
 
     def log_bounds(self, probe_timeout_ms: int = _PROBE_TIMEOUT_MS) -> Bounds:
@@ -426,7 +437,7 @@ class KafkaStreamReader(DataSourceStreamReader):
             if stop > begin.get(p, bounds.earliest.get(p, 0))
         ]
         return [
-            KafkaRanges(self.bootstrap, self.topic, group)
+            KafkaRanges(self.bootstrap, self.topic, group, self.security)
             for group in pack_ranges(ranges, self.max_partitions)
         ]
 
@@ -464,8 +475,9 @@ def admit(begin: dict[int, int], latest: dict[int, int], max_rows: int) -> dict[
 
 
 class KafkaSource(DataSource):
-    """Options: ``bootstrap`` (host:port,...), ``topic``, optional ``maxRecordsPerBatch`` and
-    ``maxPartitions`` (input partitions per micro-batch at most)."""
+    """Options: ``bootstrap`` (host:port,...), ``topic``, optional ``maxRecordsPerBatch``,
+    ``maxPartitions`` (input partitions per micro-batch at most) and ``security`` (JSON of kafka-python's
+    SASL/TLS arguments)."""
 
     @classmethod
     def name(cls) -> str:
@@ -508,6 +520,7 @@ def _builtin_kafka_stream(spark, settings, topic: str) -> DataFrame:
     return (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.bootstrap_servers)
+        .options(**spark_kafka_security(settings))
         .option("subscribe", topic)
         .option("startingOffsets", "earliest")
         .option("failOnDataLoss", "true")
@@ -522,6 +535,7 @@ def _python_source_stream(spark, settings, topic: str, source: type[KafkaSource]
     return (
         spark.readStream.format(source.name())
         .option("bootstrap", settings.bootstrap_servers)
+        .option("security", json.dumps(kafka_security(settings), sort_keys=True))
         .option("topic", topic)
         .option("maxRecordsPerBatch", str(settings.stream_max_records_per_batch))
         .option("maxPartitions", str(spark.sparkContext.defaultParallelism))

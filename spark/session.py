@@ -9,12 +9,26 @@ from __future__ import annotations
 
 import os
 import sys
+from urllib.parse import urlsplit
 
 from pyspark.sql import SparkSession
 
 from retail.java import spark_java_home
 from retail.settings import Settings
 from retail.spark_conf import cluster_conf
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def local_bind_address(settings: Settings, master: str | None = None) -> str | None:
+    """The address the driver (and so its UI, which binds SPARK_LOCAL_IP or else 0.0.0.0) binds when
+    nothing beyond this machine must reach it: a local master, or a cluster master on loopback. None
+    for a remote cluster, whose executors connect back to the driver."""
+    url = master or settings.spark_master
+    if url.startswith("local"):
+        return settings.host
+    host = urlsplit(url).hostname
+    return settings.host if host in _LOOPBACK else None
 
 
 def spark_session(
@@ -32,6 +46,10 @@ def spark_session(
     os.environ["JAVA_HOME"] = str(spark_java_home(settings))
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    bind = local_bind_address(settings, master)
+    if bind and "SPARK_LOCAL_IP" not in os.environ:
+        # Spark UI on settings.host (127.0.0.1), not every interface; applies when this starts the JVM.
+        os.environ["SPARK_LOCAL_IP"] = bind
     builder = (
         SparkSession.builder.appName(app_name)
         .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))

@@ -20,7 +20,7 @@ from retail.db import DatabaseUnavailable, migrate
 from retail.settings import Settings
 from retail.stack import airflow, kafka, postgres, spark_cluster
 from retail.stack.errors import StackError
-from retail.stack.secrets import ensure_secrets
+from retail.stack.secrets import ensure_secrets, secure_state_dir
 from retail.stack.service import Service
 from retail.stack.supervisor import Supervisor
 from retail.topics import ensure_topics
@@ -135,6 +135,8 @@ def up(settings: Settings, report: Callable[[str], None] = print) -> Settings:
             )
     if settings.embedded_postgres and postgres.ensure_cluster(settings):
         report(f"initialized a new PostgreSQL cluster in {settings.pg_data_dir}")
+        # initdb (as root: for the pgserver user) opened the folders above the data folder; close ours.
+        secure_state_dir(settings)
 
     # External servers first: supervised services (Airflow) need an external PostgreSQL prepared.
     for name, check, prepare in external_checks(settings):

@@ -151,7 +151,7 @@ def dashboard_on(live_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(dashboard_db, "settings", lambda: live_settings)
     monkeypatch.setattr(queries, "settings", lambda: live_settings)
     queries._live.clear()
-    dashboard_db._connection.clear()
+    dashboard_db._pool.clear()
 
 
 def live_vs_raw(settings: Settings) -> tuple:

@@ -1,0 +1,219 @@
+"""Benchmark: 20 dashboard sessions at once over 1M line items, each page's p95 render time.
+
+Builds the data of bench/dashboard.py (its `prepare_data`: line items, refunds, a week of ops rows, the
+marts, two ML runs) in its own embedded PostgreSQL, starts the real dashboard (`streamlit run`, on a
+port of 27000-27999) and drives it as browsers do: one websocket session per viewer on
+`/_stcore/stream`, asking for a page (a `rerun_script` message) and timing until the server reports the
+script finished. Every viewer opens every page, in its own order, `--rounds` times; query caches expire
+on their own TTLs meanwhile (5 s live, 60 s rollups), as for real viewers. The baseline is the same with
+one session, in the same run, against the same server.
+
+    python bench/dashboard_concurrency.py [--quick] [--lines N] [--sessions 20] [--rounds 3]
+
+Prints per-page p50/p95 for both, then one JSON line: max_p95_s (the slowest page's p95 with N
+sessions), p95_s (page -> seconds), baseline_p95_s (one session), sessions, rounds, line_items, load_avg.
+Goal (2 cores): every page's p95 <= 2 s with 20 sessions at 1,000,000 line items.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+if sys.path and Path(sys.path[0] or ".").resolve() == BENCH_DIR:
+    sys.path.pop(0)  # bench/ml.py would shadow the ml package
+
+import websockets  # noqa: E402
+from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
+
+from retail.settings import PROJECT_ROOT, Settings  # noqa: E402
+from retail.stack import stack  # noqa: E402
+from retail.stack.scratch import scratch_settings  # noqa: E402
+
+# Data and pages of bench/dashboard.py (a sibling script, not a package).
+_spec = importlib.util.spec_from_file_location("bench_dashboard", BENCH_DIR / "dashboard.py")
+assert _spec is not None and _spec.loader is not None
+single = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(single)
+
+GOAL_S = 2.0
+RENDER_TIMEOUT_S = 600.0
+
+
+def free_port(first: int = 27000, last: int = 28000) -> int:
+    for port in range(first, last):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit(f"no free port in {first}-{last}")
+
+
+def start_dashboard(settings: Settings, port: int, log: Path) -> subprocess.Popen:
+    """The real server, configured like `retail up` configures it (RETAIL_* of this stack)."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("RETAIL_")}
+    environment |= {
+        "RETAIL_STATE_DIR": str(settings.state_dir),
+        "RETAIL_HOST": settings.host,
+        "RETAIL_PG_PORT": str(settings.pg_port),
+        "RETAIL_PG_DATABASE": settings.pg_database,
+        "RETAIL_KAFKA_PORT": str(settings.kafka_port),
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(PROJECT_ROOT / "dashboard" / "streamlit_app.py"),
+            "--server.address=127.0.0.1",
+            f"--server.port={port}",
+            "--server.headless=true",
+            "--server.fileWatcherType=none",
+            "--browser.gatherUsageStats=false",
+        ],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=3):
+                return server
+        except OSError:
+            if server.poll() is not None:
+                raise SystemExit(f"streamlit exited ({server.returncode}); see {log}") from None
+            time.sleep(0.5)
+    raise SystemExit(f"streamlit did not answer within 180 s; see {log}")
+
+
+def page_name(page: str) -> str:
+    return "" if page == "overview" else page  # the default page has no URL path of its own
+
+
+async def render(ws: websockets.ClientConnection, page: str) -> float:
+    """Seconds from asking for a page to the server's `script_finished` (every element sent)."""
+    message = BackMsg()
+    message.rerun_script.page_name = page_name(page)
+    message.rerun_script.query_string = ""
+    started = time.perf_counter()
+    await ws.send(message.SerializeToString())
+    while True:
+        reply = ForwardMsg()
+        reply.ParseFromString(await asyncio.wait_for(ws.recv(), RENDER_TIMEOUT_S))
+        kind = reply.WhichOneof("type")
+        if kind == "page_not_found":
+            raise SystemExit(f"page {page!r} not found")
+        if kind == "delta" and reply.delta.new_element.WhichOneof("type") == "exception":
+            raise SystemExit(f"page {page} raised: {reply.delta.new_element.exception.message}")
+        if kind == "script_finished":
+            status = reply.script_finished
+            if status == ForwardMsg.FINISHED_SUCCESSFULLY:
+                return time.perf_counter() - started
+            if (
+                status != ForwardMsg.FINISHED_EARLY_FOR_RERUN
+                and status != ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
+            ):
+                raise SystemExit(f"page {page} finished with status {status}")
+
+
+async def viewer(url: str, seed: int, rounds: int, timings: dict[str, list[float]]) -> None:
+    async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=120) as ws:
+        await render(ws, "overview")  # what a browser's first connection runs; not timed
+        for _ in range(rounds):
+            order = list(single.PAGES)
+            random.Random(seed).shuffle(order)  # viewers do not all open the same page at once
+            for page in order:
+                timings[page].append(await render(ws, page))
+            seed += 1
+
+
+async def run_sessions(port: int, sessions: int, rounds: int) -> dict[str, list[float]]:
+    url = f"ws://127.0.0.1:{port}/_stcore/stream"
+    timings: dict[str, list[float]] = defaultdict(list)
+    await asyncio.gather(*(viewer(url, n * 7919, rounds, timings) for n in range(sessions)))
+    return timings
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20, method="inclusive")[18] if len(values) > 1 else values[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"{single.QUICK_LINES:,} line items, 1 round")
+    parser.add_argument("--lines", type=int, help=f"line items (default {single.FULL_LINES:,})")
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="times each viewer opens every page")
+    args = parser.parse_args()
+    target_lines = args.lines or (single.QUICK_LINES if args.quick else single.FULL_LINES)
+    rounds = 1 if args.quick else args.rounds
+
+    state = Path(tempfile.mkdtemp(prefix="retail-bench-dashboard-concurrency-"))
+    settings = scratch_settings(state / ".retail", ml_min_confidence=0.05)
+    server = None
+    try:
+        settings = stack.up(settings, report=lambda line: None)
+        line_items = single.prepare_data(settings, target_lines, args.quick)
+        port = free_port()
+        server = start_dashboard(settings, port, state / "streamlit.log")
+        asyncio.run(run_sessions(port, 1, 1))  # first touch: imports, the pool, PostgreSQL's buffers
+        load_before = round(os.getloadavg()[0], 2)
+        baseline = asyncio.run(run_sessions(port, 1, rounds))
+        concurrent = asyncio.run(run_sessions(port, args.sessions, rounds))
+        load_after = round(os.getloadavg()[0], 2)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=60)
+        stack.down(settings)
+        shutil.rmtree(state, ignore_errors=True)
+
+    p95_s = {page: round(p95(concurrent[page]), 3) for page in single.PAGES}
+    baseline_p95_s = {page: round(p95(baseline[page]), 3) for page in single.PAGES}
+    for page in single.PAGES:
+        print(
+            f"{page:<16} {args.sessions} sessions: p50 {statistics.median(concurrent[page]):5.2f} s, "
+            f"p95 {p95_s[page]:5.2f} s ({len(concurrent[page])} renders); one session: "
+            f"p50 {statistics.median(baseline[page]):5.2f} s, p95 {baseline_p95_s[page]:5.2f} s"
+        )
+    slowest = max(p95_s, key=p95_s.__getitem__)
+    print(f"slowest p95: {slowest} {p95_s[slowest]:.2f} s with {args.sessions} sessions (goal <= {GOAL_S} s)")
+    print(
+        json.dumps(
+            {
+                "max_p95_s": p95_s[slowest],
+                "p95_s": p95_s,
+                "baseline_p95_s": baseline_p95_s,
+                "sessions": args.sessions,
+                "rounds": rounds,
+                "line_items": line_items,
+                "load_avg": [load_before, load_after],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
