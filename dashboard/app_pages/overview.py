@@ -1,4 +1,5 @@
-"""Overview: the chain's KPIs over one time scope, each against the previous period of the same length.
+"""Overview: the chain's KPIs over one time scope, each against the previous period of the same length,
+and the revenue and refunds trend under them (per hour up to two days, per day beyond).
 
 Relative scopes ("Last hour") follow the clock: the tiles refresh on their own every
 RETAIL_DASHBOARD_REFRESH_S seconds without reloading the page, and count baskets seconds after the stream
@@ -9,19 +10,26 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import altair as alt
+import pandas as pd
 import streamlit as st
 
 from dashboard import queries
 from dashboard.components import (
+    bucket_for,
     count,
     current_time,
     kpi,
+    local_time,
     money,
     panel,
     percent,
     scope_caption,
     scope_is_relative,
     scoped_page,
+    time_axis,
+    time_tooltip,
+    wall_clock,
 )
 from dashboard.db import settings
 from dashboard.time_scope import Scope
@@ -47,12 +55,57 @@ def kpi_tiles(scope: Scope) -> None:
             kpi(column, label, current[key], previous[key], formatter, better)
     pending = queries.provisional(scope)
     if pending["baskets"]:
-        built = "never" if pending["built_at"] is None else f"at {pending['built_at']:%Y-%m-%d %H:%M} UTC"
+        built = "never" if pending["built_at"] is None else f"at {local_time(pending['built_at'])}"
         st.caption(
             f"Provisional: {count(pending['baskets'])} basket{'' if pending['baskets'] == 1 else 's'} "
             f"({money(pending['revenue'])}) landed since "
             f"the marts were last built ({built}); they count already and become final at the next build."
         )
+
+
+def trend_frame(sales: pd.DataFrame, refunds: pd.DataFrame) -> pd.DataFrame:
+    """One row per period with revenue and refunds (0 where a period had none), ordered by period."""
+    sales = sales.assign(period=pd.to_datetime(sales["period"], utc=True))[["period", "revenue"]]
+    refunds = refunds.assign(period=pd.to_datetime(refunds["period"], utc=True))[["period", "refunds"]]
+    series = sales.merge(refunds, on="period", how="outer").fillna(0).sort_values("period")
+    return series.astype({"revenue": float, "refunds": float}).reset_index(drop=True)
+
+
+@panel
+def trend(scope: Scope) -> None:
+    bucket = bucket_for(scope)
+    series = trend_frame(queries.sales_over_time(scope, bucket), queries.refunds_over_time(scope, bucket))
+    st.subheader(f"Revenue and refunds per {bucket}")
+    if series.empty:
+        st.info("No sales or refunds in this scope.")
+        return
+    # Days are UTC days (the scope's own grain); hours are drawn in the display time zone.
+    shown = series.assign(
+        period=wall_clock(series["period"]) if bucket == "hour" else series["period"].dt.date
+    )
+    long = shown.melt("period", ["revenue", "refunds"], var_name="figure", value_name="amount")
+    long["figure"] = long["figure"].map({"revenue": "Revenue", "refunds": "Refunds"})
+    axis = time_axis("period") if bucket == "hour" else alt.X("period:O", title="Day (UTC)")
+    st.altair_chart(
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=axis,
+            y=alt.Y("amount:Q", title="Amount", axis=alt.Axis(format="$,.0f")),
+            color=alt.Color(
+                "figure:N",
+                title=None,
+                scale=alt.Scale(domain=["Revenue", "Refunds"], range=["#1f77b4", "#d62728"]),
+                legend=alt.Legend(orient="top"),
+            ),
+            tooltip=[
+                time_tooltip("period", "Hour") if bucket == "hour" else alt.Tooltip("period:O", title="Day"),
+                alt.Tooltip("figure:N", title="Figure"),
+                alt.Tooltip("amount:Q", title="Amount", format="$,.2f"),
+            ],
+        ),
+        width="stretch",
+    )
 
 
 chosen = scoped_page("Overview", caption=False)
@@ -64,6 +117,7 @@ def live_tiles() -> None:
     # A relative scope moves with the clock at every refresh; a custom one stays put.
     scope = Scope.last(chosen.length, current_time()) if relative else chosen
     kpi_tiles(scope)
+    trend(scope)
 
 
 live_tiles()
