@@ -63,26 +63,27 @@ def kpi_tiles(scope: Scope) -> None:
         )
 
 
-def trend_frame(sales: pd.DataFrame, refunds: pd.DataFrame) -> pd.DataFrame:
-    """One row per period with revenue and refunds (0 where a period had none), ordered by period."""
+def trend_frame(sales: pd.DataFrame, refunds: pd.DataFrame, scope: Scope, bucket: str) -> pd.DataFrame:
+    """One row per hour or UTC day of the scope, with revenue and refunds (0 in a period without any):
+    a quiet night is a dip in the line, not a straight line over it."""
     sales = sales.assign(period=pd.to_datetime(sales["period"], utc=True))[["period", "revenue"]]
     refunds = refunds.assign(period=pd.to_datetime(refunds["period"], utc=True))[["period", "refunds"]]
-    series = sales.merge(refunds, on="period", how="outer").fillna(0).sort_values("period")
-    return series.astype({"revenue": float, "refunds": float}).reset_index(drop=True)
+    unit = "h" if bucket == "hour" else "D"
+    last = pd.Timestamp(scope.end - timedelta(microseconds=1)).floor(unit)
+    periods = pd.DataFrame({"period": pd.date_range(pd.Timestamp(scope.start).floor(unit), last, freq=unit)})
+    series = periods.merge(sales, on="period", how="left").merge(refunds, on="period", how="left")
+    return series.fillna(0).astype({"revenue": float, "refunds": float})
 
 
 @panel
 def trend(scope: Scope) -> None:
     bucket = bucket_for(scope)
-    series = trend_frame(queries.sales_over_time(scope, bucket), queries.refunds_over_time(scope, bucket))
+    sales, refunds = queries.sales_over_time(scope, bucket), queries.refunds_over_time(scope, bucket)
+    series = trend_frame(sales, refunds, scope, bucket)
     st.subheader(f"Revenue and refunds per {bucket}")
-    if series.empty:
-        st.info("No sales or refunds in this scope.")
-        return
     # Days are UTC days (the scope's own grain); hours are drawn in the display time zone.
-    shown = series.assign(
-        period=wall_clock(series["period"]) if bucket == "hour" else series["period"].dt.date
-    )
+    days = series["period"].dt.strftime("%Y-%m-%d")  # as text: an ordinal axis would show epoch numbers
+    shown = series.assign(period=wall_clock(series["period"]) if bucket == "hour" else days)
     long = shown.melt("period", ["revenue", "refunds"], var_name="figure", value_name="amount")
     long["figure"] = long["figure"].map({"revenue": "Revenue", "refunds": "Refunds"})
     axis = time_axis("period") if bucket == "hour" else alt.X("period:O", title="Day (UTC)")
