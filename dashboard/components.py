@@ -9,12 +9,14 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import ParamSpec
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from dashboard.db import DashboardError
 from dashboard.queries import LIVE_TTL_S, data_days
-from dashboard.time_scope import CUSTOM, RELATIVE_SCOPES, Scope
+from dashboard.tables import display_zone
+from dashboard.time_scope import CUSTOM, RELATIVE_SCOPES, Scope, shown_time
 
 P = ParamSpec("P")
 
@@ -131,7 +133,30 @@ def scope_is_relative() -> bool:
 
 
 def scope_caption(scope: Scope) -> None:
-    st.caption(f"Scope: {scope.label()}; deltas against {scope.previous().label()}")
+    zone = display_zone()
+    st.caption(f"Scope: {scope.label(zone)}; deltas against {scope.previous().label(zone)}")
+
+
+def local_time(moment: datetime) -> str:
+    """A moment in the display time zone, with the zone's name (captions)."""
+    zone = display_zone()
+    return f"{shown_time(moment, zone)} {zone.key}"
+
+
+def wall_clock(moments: pd.Series) -> pd.Series:
+    """Times for a chart axis: wall-clock time in the display zone, without an offset. Drawn on a UTC
+    scale (`time_axis`), they read the same in any browser; Vega-Lite would otherwise draw instants in
+    the browser's own time zone."""
+    return pd.to_datetime(moments, utc=True).dt.tz_convert(display_zone()).dt.tz_localize(None)
+
+
+def time_axis(field: str, title: str | None = None) -> alt.X:
+    """The x axis of a `wall_clock` column: labels as stored, whatever the browser's time zone."""
+    return alt.X(f"{field}:T", title=title, scale=alt.Scale(type="utc"))
+
+
+def time_tooltip(field: str, title: str) -> alt.Tooltip:
+    return alt.Tooltip(f"utcyearmonthdatehoursminutes({field}):T", title=title)
 
 
 def bucket_for(scope: Scope) -> str:

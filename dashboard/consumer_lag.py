@@ -1,9 +1,10 @@
-"""Consumer lag of the speed layer: Kafka's end offset of each partition minus the position landed.
+"""Consumer lag of the speed layer: each partition's true end offset minus the position landed.
 
 The landed position comes from ops.landed_offsets (highest offset committed to a raw table or the dead
-letter, exactly once with its batch), the end offsets from the broker itself, asked with kafka-python.
-The embedded Tansu broker reports the first offset of a partition's last record batch as its end, so on
-it the lag reads a little low (never below 0 here).
+letter, exactly once with its batch). The end comes from the broker, corrected for the embedded broker's
+under-reported ends by the speed layer's own probe (`spark.log_identity.probe_real_ends`, the one place
+that knows the quirk), and never below the highest end the stream recorded for the same log in
+ops.kafka_log_ends: a probe that was slow on a busy machine must not make the lag look smaller.
 """
 
 from __future__ import annotations
@@ -14,16 +15,21 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from dashboard.db import DashboardError, settings
-from dashboard.queries import LIVE_TTL_S, landed_offsets
+from dashboard.queries import LIVE_TTL_S, kafka_log_ends, landed_offsets
 from retail.topics import kafka_security
+from spark.log_identity import probe_real_ends, topic_id_of
+
+# The probe's fetch returns within the broker's fetch wait when there is nothing beyond the reported end.
+PROBE_TIMEOUT_MS = 500
+END_COLUMNS = ["topic", "topic_id", "kafka_partition", "end_offset"]
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
-def end_offsets(
+def broker_ends(
     bootstrap: str, topics: tuple[str, ...], security: tuple[tuple[str, str], ...] = ()
 ) -> pd.DataFrame:
-    """(topic, kafka_partition, end_offset) for every partition of the topics; `security` holds the
-    client's SASL/TLS arguments (a tuple: part of the cache key)."""
+    """(topic, topic_id, kafka_partition, end_offset) for every partition, with true end offsets;
+    `security` holds the client's SASL/TLS arguments (a tuple: part of the cache key)."""
     try:
         consumer = KafkaConsumer(
             **dict(security),
@@ -32,6 +38,7 @@ def end_offsets(
             request_timeout_ms=3000,
             bootstrap_timeout_ms=3000,
             enable_auto_commit=False,
+            fetch_max_wait_ms=50,
         )
     except KafkaError as error:
         raise DashboardError(
@@ -39,12 +46,18 @@ def end_offsets(
             "Start it with `retail up`, or check RETAIL_KAFKA_BOOTSTRAP."
         ) from None
     try:
+        consumer.topics()  # fresh metadata, topic ids included
+        ids = {topic: topic_id_of(consumer, topic) for topic in topics}
         partitions = [
             TopicPartition(topic, partition)
             for topic in topics
             for partition in sorted(consumer.partitions_for_topic(topic) or ())
         ]
-        ends = consumer.end_offsets(partitions) if partitions else {}
+        ends = (
+            probe_real_ends(consumer, partitions, consumer.end_offsets(partitions), PROBE_TIMEOUT_MS)
+            if partitions
+            else {}
+        )
     except KafkaError as error:
         raise DashboardError(
             f"Kafka at {bootstrap} did not answer ({type(error).__name__}); lag unknown."
@@ -52,23 +65,33 @@ def end_offsets(
     finally:
         consumer.close()
     return pd.DataFrame(
-        [(tp.topic, tp.partition, offset) for tp, offset in ends.items()],
-        columns=["topic", "kafka_partition", "end_offset"],
+        [(tp.topic, ids[tp.topic], tp.partition, offset) for tp, offset in ends.items()], columns=END_COLUMNS
     )
 
 
+def true_ends(probed: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
+    """Per partition the higher of the probed end and the end recorded for the same log (topic id);
+    a broker without topic ids cannot tell logs apart, so there the probe alone counts."""
+    same_log = probed.merge(
+        recorded[recorded["topic_id"] != ""].rename(columns={"end_offset": "recorded_end"}),
+        on=["topic", "topic_id", "kafka_partition"],
+        how="left",
+    )
+    recorded_end = pd.to_numeric(same_log["recorded_end"], errors="coerce").fillna(-1)
+    same_log["end_offset"] = pd.concat([same_log["end_offset"], recorded_end], axis=1).max(axis=1)
+    return same_log[["topic", "kafka_partition", "end_offset"]].astype({"end_offset": "int64"})
+
+
 def consumer_lag() -> pd.DataFrame:
-    """Per topic partition: Kafka's end offset, the next offset to land, and the lag in messages."""
+    """Per topic partition: the true end offset, the next offset to land, and the lag in messages."""
     current = settings()
+    topics = (current.transactions_topic, current.refunds_topic)
     table_topic = {"raw.transactions": current.transactions_topic, "raw.refunds": current.refunds_topic}
     landed = landed_offsets()
     landed["topic"] = landed["topic"].fillna(landed["landed_in"].map(table_topic))
     positions = landed.groupby(["topic", "kafka_partition"], as_index=False)["last_offset"].max()
-    ends = end_offsets(
-        current.bootstrap_servers,
-        (current.transactions_topic, current.refunds_topic),
-        tuple(sorted(kafka_security(current).items())),
-    )
+    security = tuple(sorted(kafka_security(current).items()))
+    ends = true_ends(broker_ends(current.bootstrap_servers, topics, security), kafka_log_ends(topics))
     lag = ends.merge(positions, on=["topic", "kafka_partition"], how="left")
     landed_position = pd.to_numeric(lag["last_offset"], errors="coerce").fillna(-1)
     lag["next_offset"] = (landed_position + 1).astype("int64")

@@ -403,6 +403,17 @@ def landed_offsets() -> pd.DataFrame:
     return live("select landed_in, topic, kafka_partition, last_offset from ops.landed_offsets")
 
 
+def kafka_log_ends(topics: tuple[str, ...]) -> pd.DataFrame:
+    """The highest real end offset the speed layer saw per log (topic id) and partition; never lower."""
+    return live(
+        """
+        select topic, topic_id, kafka_partition, end_offset from ops.kafka_log_ends
+        where topic = any(%(topics)s)
+        """,
+        {"topics": list(topics)},
+    )
+
+
 def table_freshness() -> pd.DataFrame:
     """Newest landing (raw, speed, batch) or newest data held (marts) per table."""
     return live(

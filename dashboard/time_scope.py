@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 RELATIVE_SCOPES: dict[str, timedelta] = {
     "Last 15 minutes": timedelta(minutes=15),
@@ -72,5 +73,12 @@ class Scope:
             "last_day": (self.end - timedelta(microseconds=1)).date(),
         }
 
-    def label(self) -> str:
-        return f"{self.start:%Y-%m-%d %H:%M:%S} → {self.end:%Y-%m-%d %H:%M:%S} UTC"
+    def label(self, zone: ZoneInfo | None = None) -> str:
+        """The window as shown: in `zone` (the display time zone), UTC by default."""
+        zone = zone or ZoneInfo("UTC")
+        return f"{shown_time(self.start, zone)} → {shown_time(self.end, zone)} {zone.key}"
+
+
+def shown_time(moment: datetime, zone: ZoneInfo) -> str:
+    """A moment as the dashboard writes it in captions: local wall-clock time in `zone`, to the second."""
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M:%S}"

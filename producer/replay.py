@@ -3,8 +3,9 @@
 This is how a user loads a real point-of-sale export. Rows are grouped into baskets by transaction id
 and sent in timestamp order at the original pace, N times faster, or as fast as possible. Rows the
 platform cannot accept are never dropped silently: unknown products or stores (not in the dimension
-CSVs), returns/cancellations (quantity ≤ 0) and unparseable values are counted per reason in the summary
-and written, with the reason, to a rejects CSV in the state folder.
+CSVs), returns without a matching sale and unparseable values are counted per reason in the summary
+and written, with the reason, to a rejects CSV in the state folder. Returns (negative quantities; in
+the UCI layout, cancellation invoices `C…`) become refund events of their sale (`producer.returns`).
 
 Events are built and validated with the `retail.contracts` models (replay is paced by the file, not by
 serialization cost). Event ids derive from the transaction id, so replaying a file twice sends the same
@@ -33,8 +34,16 @@ from pydantic import ValidationError
 
 from producer.catalog import load_catalog
 from producer.kafka_sink import EventSender
+from producer.returns import RETURN_WITHOUT_SALE, ReturnRow, SaleLedger, refund_event
 from producer.summary import ProduceSummary
-from retail.contracts import MAX_BASKET_LINES, Channel, LineItem, PaymentMethod, TransactionEvent
+from retail.contracts import (
+    MAX_BASKET_LINES,
+    Channel,
+    LineItem,
+    PaymentMethod,
+    RefundEvent,
+    TransactionEvent,
+)
 from retail.settings import Settings
 from retail.topics import ensure_topics
 
@@ -49,6 +58,8 @@ UCI_MAPPING = {
     "Quantity": "quantity",
     "UnitPrice": "unit_price",
 }
+# In that export a return is a line of a cancellation invoice, whose number starts with this letter.
+UCI_CANCELLATION_PREFIX = "C"
 REPLAY_NAMESPACE = uuid.UUID("5b0f3c52-8f0e-4c1e-9a55-2f4d1f0c7e11")
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:\-]{1,60}$")
 _CENT = Decimal("0.01")
@@ -72,11 +83,19 @@ class Basket:
 
 @dataclass
 class ReplayPlan:
-    """The file's baskets in send order and the rows that were set aside, each with its reason."""
+    """The file's baskets and refunds in send order and the rows set aside, each with its reason."""
 
     baskets: list[Basket]
     columns: list[str]
     rejected: list[tuple[dict[str, str], str]] = field(default_factory=list)
+    refunds: list[RefundEvent] = field(default_factory=list)
+
+    def in_send_order(self) -> list[Basket | RefundEvent]:
+        """Baskets and refunds by event time; a refund never goes before the sale it refunds."""
+        items: list[tuple[datetime, int, Basket | RefundEvent]] = [(b.ts, 0, b) for b in self.baskets]
+        items += [(refund.event_ts, 1, refund) for refund in self.refunds]
+        items.sort(key=lambda item: (item[0], item[1]))
+        return [item[2] for item in items]
 
 
 def parse_mapping(pairs: list[str] | None) -> dict[str, str]:
@@ -145,8 +164,12 @@ def read_plan(
     default_store: str,
     timestamp_format: str | None = None,
     timezone: str = "UTC",
+    cancellation_prefix: str | None = None,
 ) -> ReplayPlan:
-    """Parse the file into baskets; every row either joins a basket or is rejected with a reason."""
+    """Parse the file into baskets and refunds; every row joins one or is rejected with a reason.
+
+    `cancellation_prefix`: invoices starting with it hold returns whatever the quantity's sign (UCI: "C").
+    """
     try:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -167,14 +190,34 @@ def read_plan(
             )
         by_field = {name: column for column, name in mapping.items()}
         baskets: dict[str, Basket] = {}
+        returns: list[ReturnRow] = []
         rejected: list[tuple[dict[str, str], str]] = []
         for number, row in enumerate(reader):
             value = {name: (row.get(column) or "").strip() for name, column in by_field.items()}
-            reason, parsed = _check_row(value, product_ids, store_ids, default_store, timestamp_format, zone)
+            reason, parsed = _check_row(
+                value, product_ids, store_ids, default_store, timestamp_format, zone, cancellation_prefix
+            )
             if reason:
                 rejected.append((row, reason))
                 continue
-            transaction_id, ts, store_id, customer_id, line = parsed  # type: ignore[misc]
+            transaction_id, ts, store_id, customer_id, line, is_return = parsed  # type: ignore[misc]
+            if is_return:
+                position = sum(1 for r in returns if r.invoice == transaction_id) + 1
+                amount = line.unit_price * line.quantity
+                returns.append(
+                    ReturnRow(
+                        row,
+                        number,
+                        transaction_id,
+                        position,
+                        ts,
+                        customer_id,
+                        line.product_id,
+                        line.quantity,
+                        amount,
+                    )
+                )
+                continue
             basket = baskets.get(transaction_id)
             if basket is None:
                 basket = baskets[transaction_id] = Basket(transaction_id, ts, number, store_id, customer_id)
@@ -182,7 +225,31 @@ def read_plan(
             basket.lines.append(line)
             basket.rows.append(row)
     ordered = sorted(baskets.values(), key=lambda basket: (basket.ts, basket.first_row))
-    return ReplayPlan(ordered, columns, rejected)
+    refunds = _match_returns(ordered, returns, rejected)
+    return ReplayPlan(ordered, columns, rejected, refunds)
+
+
+def _match_returns(
+    baskets: list[Basket], returns: list[ReturnRow], rejected: list[tuple[dict[str, str], str]]
+) -> list[RefundEvent]:
+    """Refunds of the returns that have a sale to refund; the others join `rejected`."""
+    ledger = SaleLedger()
+    for order, basket in enumerate(baskets):
+        if basket.customer_id is None:
+            continue
+        for transaction_id, lines in basket_parts(basket):
+            for line in lines:
+                ledger.add(
+                    basket.customer_id, line.product_id, transaction_id, basket.ts, line.quantity, order
+                )
+    refunds = []
+    for returned in sorted(returns, key=lambda r: (r.ts, r.number)):
+        sale = ledger.take(returned)
+        if sale is None:
+            rejected.append((returned.row, RETURN_WITHOUT_SALE))
+        else:
+            refunds.append(refund_event(returned, sale, REPLAY_NAMESPACE))
+    return refunds
 
 
 def _check_row(
@@ -192,6 +259,7 @@ def _check_row(
     default_store: str,
     timestamp_format: str | None,
     zone: ZoneInfo,
+    cancellation_prefix: str | None,
 ) -> tuple[str | None, tuple | None]:
     transaction_id = value["transaction_id"]
     if not _IDENTIFIER.match(transaction_id):
@@ -200,8 +268,10 @@ def _check_row(
         quantity = int(Decimal(value["quantity"]))
     except (InvalidOperation, ValueError):
         return f"invalid quantity {value['quantity']!r}", None
-    if quantity <= 0:
-        return "return or cancellation (quantity ≤ 0)", None
+    if quantity == 0:
+        return "zero quantity", None
+    is_return = quantity < 0 or bool(cancellation_prefix and transaction_id.startswith(cancellation_prefix))
+    quantity = abs(quantity)
     product_id = value["product_id"]
     if product_id not in product_ids:
         return f"unknown product {product_id}", None
@@ -222,15 +292,21 @@ def _check_row(
     except (InvalidOperation, ValueError) as error:
         detail = error.errors()[0]["msg"] if isinstance(error, ValidationError) else "not a number"
         return f"invalid line ({detail})", None
-    return None, (transaction_id, ts, store_id, customer_id, line)
+    return None, (transaction_id, ts, store_id, customer_id, line, is_return)
+
+
+def basket_parts(basket: Basket) -> list[tuple[str, list[LineItem]]]:
+    """The basket's transaction id(s) and lines: above the contract's line limit, numbered parts."""
+    chunks = [basket.lines[i : i + MAX_BASKET_LINES] for i in range(0, len(basket.lines), MAX_BASKET_LINES)]
+    if len(chunks) == 1:
+        return [(basket.transaction_id, chunks[0])]
+    return [(f"{basket.transaction_id}-{part}", lines) for part, lines in enumerate(chunks, start=1)]
 
 
 def basket_events(basket: Basket, channel: Channel, payment_method: PaymentMethod) -> list[TransactionEvent]:
-    """One event per basket; baskets above the contract's line limit are split into numbered parts."""
-    chunks = [basket.lines[i : i + MAX_BASKET_LINES] for i in range(0, len(basket.lines), MAX_BASKET_LINES)]
+    """One event per basket part (see `basket_parts`)."""
     events = []
-    for part, lines in enumerate(chunks, start=1):
-        transaction_id = basket.transaction_id if len(chunks) == 1 else f"{basket.transaction_id}-{part}"
+    for transaction_id, lines in basket_parts(basket):
         events.append(
             TransactionEvent(
                 event_id=uuid.uuid5(REPLAY_NAMESPACE, transaction_id),
@@ -274,25 +350,27 @@ def replay(
     stop: threading.Event | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ProduceSummary:
-    """Send the file's baskets to the transactions topic; returns counts including skipped rows."""
+    """Send the file's baskets and refunds to their topics; returns counts including skipped rows."""
     factor = parse_speed(speed)
     catalog = load_catalog(settings)
     if store_id not in catalog.store_ids:
         raise ReplayError(f"--store {store_id!r} is not in {settings.store_locations_csv}")
+    mapping = mapping or dict(UCI_MAPPING)
     plan = read_plan(
         csv_path,
-        mapping or dict(UCI_MAPPING),
+        mapping,
         product_ids=catalog.product_ids,
         store_ids=catalog.store_ids,
         default_store=store_id,
         timestamp_format=timestamp_format,
         timezone=timezone,
+        cancellation_prefix=UCI_CANCELLATION_PREFIX if mapping == UCI_MAPPING else None,
     )
     summary = ProduceSummary(mode="replay")
     for row, reason in plan.rejected:
         summary.skipped[reason] += 1
         examples = summary.skipped_examples.setdefault(reason, [])
-        invoice = _invoice_of(row, mapping or UCI_MAPPING)
+        invoice = _invoice_of(row, mapping)
         if len(examples) < EXAMPLES_PER_REASON and invoice and invoice not in examples:
             examples.append(invoice)
     if plan.rejected:
@@ -304,16 +382,21 @@ def replay(
     sender = EventSender(settings, client_id="retail-replay")
     began = time.monotonic()
     try:
-        first_ts = plan.baskets[0].ts if plan.baskets else None
-        for basket in plan.baskets:
+        ordered = plan.in_send_order()
+        first_ts = _event_time(ordered[0]) if ordered else None
+        for item in ordered:
             if stop is not None and stop.is_set():
                 summary.interrupted = True
                 break
             if factor is not None and first_ts is not None:
-                wait = began + (basket.ts - first_ts).total_seconds() / factor - time.monotonic()
+                wait = began + (_event_time(item) - first_ts).total_seconds() / factor - time.monotonic()
                 if wait > 0:
                     sleep(wait)
-            for event in basket_events(basket, channel, payment_method):
+            if isinstance(item, RefundEvent):
+                sender.send("refunds", item.key, item.model_dump_json().encode())
+                summary.refunds += 1
+                continue
+            for event in basket_events(item, channel, payment_method):
                 sender.send("transactions", event.key, event.model_dump_json().encode())
                 summary.transactions += 1
     except KeyboardInterrupt:
@@ -322,6 +405,10 @@ def replay(
         sender.finish(summary)
     summary.elapsed_s = summary.active_s = time.monotonic() - began
     return summary
+
+
+def _event_time(item: Basket | RefundEvent) -> datetime:
+    return item.event_ts if isinstance(item, RefundEvent) else item.ts
 
 
 def _invoice_of(row: dict[str, str], mapping: dict[str, str]) -> str:

@@ -120,6 +120,8 @@ class RefundReason(StrEnum):
     CHANGED_MIND = "changed_mind"
     LATE_DELIVERY = "late_delivery"
     OTHER = "other"
+    # A return line of a replayed sales log (the log does not say why).
+    RETURN = "return"
 
 
 class _Contract(BaseModel):

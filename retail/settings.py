@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -196,6 +197,8 @@ class Settings(BaseSettings):
     # statement_timeout of the analyst role (dashboard, analysts' SQL): a runaway query is cancelled
     # instead of holding a connection and the server's cores. Applied by the migrations.
     analyst_statement_timeout_s: float = Field(default=60.0, gt=0, le=24 * 3600)
+    # Time zone of every time the dashboard shows (an IANA name); scopes and queries stay in UTC.
+    display_tz: str = "UTC"
 
     # Share of a dimension file's lines that may be rejected before its load fails (nothing loaded).
     dimension_max_reject_share: float = Field(default=0.05, ge=0, le=1)
@@ -306,6 +309,15 @@ class Settings(BaseSettings):
     def _relative_to_project(cls, value: Path) -> Path:
         """Relative paths mean the same file from any working directory."""
         return value if value.is_absolute() else PROJECT_ROOT / value
+
+    @field_validator("display_tz")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone; use an IANA name such as UTC or America/New_York") from None
+        return value
 
     @field_validator("pg_url")
     @classmethod

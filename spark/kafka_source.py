@@ -41,7 +41,14 @@ from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMa
 from pyspark.sql.types import StructType
 
 from retail.topics import kafka_security, spark_kafka_security
-from spark.log_identity import LogChange, LogEnds, LossPolicy, lost_messages
+from spark.log_identity import (
+    LogChange,
+    LogEnds,
+    LossPolicy,
+    lost_messages,
+    probe_real_ends,
+    topic_id_of,
+)
 from spark.transformations import validate_messages
 from spark.validation import Dimensions, EventType, validate_batches
 
@@ -63,23 +70,13 @@ RESET_COMMAND = "retail stream --reset-checkpoints"
 _ARROW_BATCH_ROWS = 20_000
 _RECORDS_PER_TASK = 5_000
 _READ_TIMEOUT_S = 60.0
-# How long the planner waits for the fetch that finds a partition's real end (see _probe_ends): the
-# broker answers within fetch_max_wait_ms (50) when there is nothing to return.
+# How long the planner waits for the fetch that finds a partition's real end (probe_real_ends): the broker
+# answers within fetch_max_wait_ms (50) when there is nothing to return.
 _PROBE_TIMEOUT_MS = 100
 
 
 class SourceDataLoss(RuntimeError):
     """The broker does not hold the offsets the checkpoint expects; continuing would skip data."""
-
-
-_NO_TOPIC_ID = {"", "00000000-0000-0000-0000-000000000000", "AAAAAAAAAAAAAAAAAAAAAA"}
-
-
-def _topic_id(consumer, topic: str) -> str:
-    """The broker's id of the topic ('' when it gives none); a recreated topic gets a new one."""
-    topic_id = consumer._client.cluster.topic_id(topic)
-    text = str(topic_id) if topic_id is not None else ""
-    return "" if text in _NO_TOPIC_ID else text
 
 
 def data_loss_message(topic: str, partition: int, checkpointed: int, earliest: int, latest: int) -> str:
@@ -144,7 +141,7 @@ def _consumer(bootstrap: str, security: str = "{}"):
         enable_auto_commit=False,
         auto_offset_reset="none",
         # Large fetches: a partition range is read in a few round trips; a fetch with nothing new
-        # returns quickly (the planner probes partition ends, see _probe_ends).
+        # returns quickly (the planner probes partition ends, see probe_real_ends).
         fetch_max_wait_ms=50,
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=16 * 1024 * 1024,
@@ -307,10 +304,10 @@ class KafkaStreamReader(DataSourceStreamReader):
                 f"Kafka topic {self.topic!r} does not exist on {self.bootstrap}; create it "
                 "(`retail up` does) before starting the stream"
             )
-        topic_id = _topic_id(consumer, self.topic)
+        topic_id = topic_id_of(consumer, self.topic)
         tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         earliest = consumer.beginning_offsets(tps)
-        latest = self._probe_ends(consumer, tps, consumer.end_offsets(tps), probe_timeout_ms)
+        latest = probe_real_ends(consumer, tps, consumer.end_offsets(tps), probe_timeout_ms)
         probed = {tp.partition: latest[tp] for tp in tps}
         seen = self.ends.raise_to(topic_id, probed)
         # Without a topic id, old and new logs share one record of ends: use what the broker says.
@@ -318,22 +315,6 @@ class KafkaStreamReader(DataSourceStreamReader):
         bounds = Bounds(topic_id, {tp.partition: earliest[tp] for tp in tps}, ends)
         self._recent_bounds = (time.monotonic(), bounds)
         return bounds
-
-    @staticmethod
-    def _probe_ends(consumer, tps: list, reported: dict, timeout_ms: int = _PROBE_TIMEOUT_MS) -> dict:
-        """True end offsets: the embedded broker (Tansu, memory storage) reports the base offset of a
-        partition's last record batch as its end offset, so records of that last batch would never be
-        read. A fetch at the reported offset returns that batch; its last offset + 1 is the real end.
-        Against Apache Kafka the fetch returns nothing and the reported offsets stand."""
-        consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, reported[tp])
-        ends = dict(reported)
-        for records in consumer.poll(timeout_ms=timeout_ms).values():
-            for record in records:
-                tp = TopicPartition(record.topic, record.partition)
-                ends[tp] = max(ends[tp], record.offset + 1)
-        return ends
 
     def _confirmed_behind(self, begin: dict[int, int], bounds: Bounds) -> Bounds:
         """Ask again, with patience, while the log looks shorter than the checkpoint: only a log that

@@ -6,6 +6,9 @@ start of the new log. So the source stores the broker's topic id with its offset
 the highest end offset anyone saw per (topic, topic id, partition) in ops.kafka_log_ends (never lower).
 When the id changes, `end seen - checkpointed offset` per partition is the exact number of messages of
 the old log that never landed; `LossPolicy` decides whether the query goes on (alert) or stops (fail).
+
+`probe_real_ends` is the one place that corrects the embedded broker's under-reported end offsets; the
+source's planner and the dashboard's consumer lag both use it (kafka-python only, no Spark).
 """
 
 from __future__ import annotations
@@ -18,6 +21,33 @@ from typing import Literal
 
 LossPolicy = Literal["alert", "fail"]
 ALERT_SOURCE = "speed_layer"
+_NO_TOPIC_ID = {"", "00000000-0000-0000-0000-000000000000", "AAAAAAAAAAAAAAAAAAAAAA"}
+
+
+def topic_id_of(consumer, topic: str) -> str:
+    """The broker's id of the topic ('' when it gives none); a recreated topic gets a new one."""
+    topic_id = consumer._client.cluster.topic_id(topic)
+    text = str(topic_id) if topic_id is not None else ""
+    return "" if text in _NO_TOPIC_ID else text
+
+
+def probe_real_ends(consumer, tps: list, reported: dict, timeout_ms: int) -> dict:
+    """True end offsets from kafka-python's `end_offsets` answer (`reported`): the embedded broker (Tansu,
+    memory storage) reports the base offset of a partition's last record batch as its end offset, so
+    records of that last batch would look unwritten. A fetch at the reported offset returns that batch;
+    its last offset + 1 is the real end. Against Apache Kafka the fetch returns nothing and the reported
+    offsets stand. Assigns `consumer` to `tps`."""
+    from kafka import TopicPartition
+
+    consumer.assign(tps)
+    for tp in tps:
+        consumer.seek(tp, reported[tp])
+    ends = dict(reported)
+    for records in consumer.poll(timeout_ms=timeout_ms).values():
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            ends[tp] = max(ends[tp], record.offset + 1)
+    return ends
 
 
 @dataclass(frozen=True)

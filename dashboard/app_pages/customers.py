@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import queries
-from dashboard.components import count, money, panel
+from dashboard.components import count, local_time, money, panel
+from dashboard.tables import table
 
 NO_RUN = "No segmentation run yet: build the marts (`retail dbt build`), then run `retail ml run`."
 
@@ -26,7 +27,7 @@ def segments() -> None:
         return
     summary = queries.segment_summary()
     summary["monetary"] = summary["monetary"].astype(float)
-    st.caption(f"Run {run.run_number} over data up to {run.data_to:%Y-%m-%d %H:%M} UTC, k = {run.chosen_k}")
+    st.caption(f"Run {run.run_number} over data up to {local_time(run.data_to)}, k = {run.chosen_k}")
     left, middle, right = st.columns(3)
     left.metric("Customers segmented", count(summary["customers"].sum()))
     middle.metric("Segments", count(len(summary)))
@@ -39,16 +40,8 @@ def segments() -> None:
         .encode(x=alt.X("customers:Q"), y=alt.Y("rfm_segment:N", sort="-x", title=None)),
         width="stretch",
     )
-    second.dataframe(
-        summary,
-        hide_index=True,
-        column_config={
-            "monetary": st.column_config.NumberColumn("net value", format="$%.2f"),
-            "average_monetary": st.column_config.NumberColumn(format="$%.2f"),
-            "average_frequency": st.column_config.NumberColumn(format="%.1f"),
-            "average_recency_hours": st.column_config.NumberColumn(format="%.0f"),
-        },
-    )
+    with second:
+        table(summary)
     distributions()
     clusters()
     transitions()
@@ -70,7 +63,8 @@ def clusters() -> None:
     sample = queries.cluster_sample()
     sample["monetary"] = sample["monetary"].astype(float)
     left, right = st.columns(2)
-    left.dataframe(summary, hide_index=True)
+    with left:
+        table(summary)
     right.altair_chart(
         alt.Chart(sample)
         .mark_circle(size=18, opacity=0.6)

@@ -15,9 +15,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import queries
-from dashboard.components import count, panel
+from dashboard.components import count, local_time, panel, time_axis, wall_clock
 from dashboard.consumer_lag import consumer_lag
 from dashboard.db import settings
+from dashboard.tables import table
 
 
 def age(latest: object, now: datetime) -> str:
@@ -47,13 +48,14 @@ def streaming_queries() -> None:
     if latest.empty:
         st.info("No streaming progress recorded: is the speed layer running (`retail status`)?")
         return
-    st.dataframe(latest, hide_index=True)
+    table(latest)
     throughput = queries.stream_throughput()
+    throughput["reported_at"] = wall_clock(throughput["reported_at"])
     st.altair_chart(
         alt.Chart(throughput)
         .mark_line()
         .encode(
-            x=alt.X("reported_at:T", title=None),
+            x=time_axis("reported_at"),
             y=alt.Y("processed_rows_per_s:Q", title="Rows/s processed"),
             color=alt.Color("query_name:N", title="Query"),
         ),
@@ -66,7 +68,7 @@ def lag() -> None:
     st.subheader("Consumer lag")
     frame = consumer_lag()
     st.metric("Messages not landed yet", count(frame["lag"].sum()))
-    st.dataframe(frame, hide_index=True)
+    table(frame)
 
 
 @panel
@@ -74,7 +76,7 @@ def freshness(now: datetime) -> None:
     st.subheader("Freshness")
     tables = queries.table_freshness()
     tables["age"] = [age(value, now) for value in tables["latest_at"]]
-    st.dataframe(tables, hide_index=True)
+    table(tables)
 
 
 @panel
@@ -84,16 +86,17 @@ def rejects() -> None:
         st.subheader("Dead letters (not replayed)")
         letters = queries.dead_letters()
         st.metric("Dead letters", count(letters["messages"].sum()))
-        st.dataframe(letters, hide_index=True)
+        table(letters)
     with right:
         st.subheader("Late events (last 24 h of them)")
         late = queries.late_events()
         st.metric("Late events", count(late["late_events"].sum()))
         if not late.empty:
+            late["event_minute"] = wall_clock(late["event_minute"])
             st.altair_chart(
                 alt.Chart(late)
                 .mark_bar()
-                .encode(x=alt.X("event_minute:T", title=None), y="late_events:Q", color="topic:N"),
+                .encode(x=time_axis("event_minute"), y="late_events:Q", color="topic:N"),
                 width="stretch",
             )
 
@@ -105,7 +108,7 @@ def dag_runs() -> None:
     if runs.empty:
         st.info("No DAG run recorded yet (Airflow tasks record their outcome when they finish).")
         return
-    st.dataframe(runs, hide_index=True)
+    table(runs)
 
 
 @panel
@@ -116,7 +119,7 @@ def reconciliation() -> None:
         "Mismatching windows × products (closed hours)",
         count(hours.loc[hours["is_hour_closed"], "mismatching"].sum()),
     )
-    st.dataframe(hours, hide_index=True)
+    table(hours)
 
 
 @panel
@@ -126,7 +129,7 @@ def alerts() -> None:
     if recent.empty:
         st.caption("No alerts.")
         return
-    st.dataframe(recent, hide_index=True)
+    table(recent)
 
 
 st.title("Pipeline health")
@@ -135,7 +138,7 @@ st.title("Pipeline health")
 @st.fragment(run_every=timedelta(seconds=settings().dashboard_refresh_s))
 def live_health() -> None:
     now = datetime.now(UTC)
-    st.caption(f"As of {now:%Y-%m-%d %H:%M:%S} UTC; refreshes every {settings().dashboard_refresh_s:g} s")
+    st.caption(f"As of {local_time(now)}; refreshes every {settings().dashboard_refresh_s:g} s")
     stream_state()
     streaming_queries()
     lag()

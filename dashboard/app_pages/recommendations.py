@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import queries
 from dashboard.components import panel
+from dashboard.tables import table
 
 NO_RULES = "No association-rules run yet: build the marts (`retail dbt build`), then run `retail ml run`."
 
@@ -18,15 +19,7 @@ def rules() -> None:
         st.info(NO_RULES, icon=":material/info:")
         return
     st.subheader("Top rules")
-    st.dataframe(
-        top,
-        hide_index=True,
-        column_config={
-            "support": st.column_config.NumberColumn(format="%.4f"),
-            "confidence": st.column_config.NumberColumn(format="%.3f"),
-            "lift": st.column_config.NumberColumn(format="%.2f"),
-        },
-    )
+    table(top)
 
 
 @panel
@@ -48,7 +41,7 @@ def lookup() -> None:
     if suggestions.empty:
         st.info("No rule starts from this basket in the latest run.")
         return
-    st.dataframe(suggestions, hide_index=True)
+    table(suggestions)
 
 
 st.title("Recommendations")

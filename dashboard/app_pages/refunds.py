@@ -15,6 +15,8 @@ from dashboard.components import (
     panel,
     percent,
     scoped_page,
+    time_axis,
+    wall_clock,
 )
 from dashboard.time_scope import Scope
 
@@ -75,12 +77,16 @@ def rate_over_time(scope: Scope) -> None:
         float(refund) / float(revenue) if float(revenue) else None
         for refund, revenue in zip(series["refunds"], series["revenue"], strict=True)
     ]
+    # Hours in the display time zone; days are UTC days (the scope's grain), drawn as their dates.
+    series["period"] = (
+        wall_clock(series["period"]) if bucket == "hour" else series["period"].dt.tz_localize(None)
+    )
     st.subheader(f"Refund rate per {bucket}")
     st.altair_chart(
         alt.Chart(series)
         .mark_line(point=True)
         .encode(
-            x=alt.X("period:T", title=None),
+            x=time_axis("period"),
             y=alt.Y("refund_rate:Q", title="Refund rate", axis=alt.Axis(format="%")),
         ),
         width="stretch",

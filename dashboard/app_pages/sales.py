@@ -17,12 +17,17 @@ from dashboard.components import (
     bucket_for,
     count,
     current_time,
+    local_time,
     money,
     panel,
     scope_is_relative,
     scoped_page,
+    time_axis,
+    time_tooltip,
+    wall_clock,
 )
 from dashboard.db import settings
+from dashboard.tables import table
 from dashboard.time_scope import Scope
 
 
@@ -52,11 +57,7 @@ def totals_and_products(scope: Scope) -> None:
         )
     with table_column:
         st.subheader("Top products")
-        st.dataframe(
-            products.head(15)[["product_name", "category", "units", "revenue"]],
-            hide_index=True,
-            column_config={"revenue": st.column_config.NumberColumn(format="$%.2f")},
-        )
+        table(products.head(15), ["product_name", "category", "units", "revenue"])
 
 
 @panel
@@ -65,10 +66,10 @@ def over_time(scope: Scope) -> None:
     series = queries.sales_over_time(scope, bucket)
     series["revenue"] = series["revenue"].astype(float)
     st.subheader(f"Revenue per {bucket}")
-    # Days as ordinal bands (wide bars); hours on a time axis.
-    period = (
-        alt.X("yearmonthdate(period):O", title=None) if bucket == "day" else alt.X("period:T", title=None)
-    )
+    # Days (UTC days, the scope's grain) as ordinal bands (wide bars); hours on a time axis, local time.
+    if bucket == "hour":
+        series["period"] = wall_clock(series["period"])
+    period = alt.X("yearmonthdate(period):O", title="Day (UTC)") if bucket == "day" else time_axis("period")
     st.altair_chart(
         alt.Chart(series).mark_bar().encode(x=period, y=alt.Y("revenue:Q", title="Revenue")),
         width="stretch",
@@ -91,23 +92,24 @@ def minute_windows(scope: Scope) -> None:
         )
         return
     series["revenue"] = series["revenue"].astype(float)
+    series["window_start"] = wall_clock(series["window_start"])
     series["window"] = series["is_final"].map({True: "final (batch)", False: "provisional (stream)"})
     st.altair_chart(
         alt.Chart(series)
         .mark_bar()
         .encode(
-            x=alt.X("window_start:T", title=None),
+            x=time_axis("window_start"),
             y=alt.Y("revenue:Q", title="Revenue"),
             color=alt.Color("window:N", title="Window", scale=alt.Scale(range=["#1f77b4", "#ff7f0e"])),
             opacity=alt.condition(alt.datum.is_final, alt.value(1.0), alt.value(0.55)),
-            tooltip=["window_start:T", "revenue:Q", "units:Q", "window:N"],
+            tooltip=[time_tooltip("window_start", "Minute"), "revenue:Q", "units:Q", "window:N"],
         ),
         width="stretch",
     )
     provisional = int((~series["is_final"].astype(bool)).sum())
     st.caption(
-        f"{provisional} of {len(series)} minute windows from {start:%Y-%m-%d %H:%M:%S} to "
-        f"{end:%Y-%m-%d %H:%M:%S} UTC are provisional (not final yet)."
+        f"{provisional} of {len(series)} minute windows from {local_time(start)} to "
+        f"{local_time(end)} are provisional (not final yet)."
     )
 
 

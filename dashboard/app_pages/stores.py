@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard import queries
 from dashboard.components import money, panel, scoped_page
+from dashboard.tables import table
 from dashboard.time_scope import Scope
 
 
@@ -44,15 +45,8 @@ def performance(scope: Scope) -> None:
         size="size",
     )
     st.subheader("By store")
-    st.dataframe(
-        stores[
-            ["store_name", "city", "region", "store_format", "units", "revenue", "refunds", "net_revenue"]
-        ],
-        hide_index=True,
-        column_config={
-            name: st.column_config.NumberColumn(format="$%.2f")
-            for name in ("revenue", "refunds", "net_revenue")
-        },
+    table(
+        stores, ["store_name", "city", "region", "store_format", "units", "revenue", "refunds", "net_revenue"]
     )
 
 

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from dimensions import load as dimensions
 from ml.jobs import run_all
 from producer.backfill import window
-from dimensions import load as dimensions
 from retail.dbt import run_dbt
 from retail.settings import Settings
 from retail.stack import postgres

@@ -1,14 +1,17 @@
 """A real browser on a running dashboard: Debian's headless chromium (through chromedriver) opens every
 page of `streamlit run` started exactly as `retail up` starts it, waits until the page has rendered,
-checks its key text and saves a screenshot per page in test-artifacts/dashboard/.
+checks its key text, the Overview's trend chart and the formatted tables, and refreshes the README's
+screenshots in docs/screenshots/ (one per page).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from selenium import webdriver
@@ -17,17 +20,16 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from dashboard import service
-from retail.settings import Settings
+from retail.settings import PROJECT_ROOT, Settings
 from retail.stack.airflow import retail_environment
 from retail.stack.scratch import free_port
-from tests.dashboard.conftest import artifacts_dir
 from tests.dashboard.dataset import Dataset
 
 pytestmark = pytest.mark.integration
 
 # URL path (st.navigation derives it from the page file) -> text the rendered page must show.
 PAGES = {
-    "": ["Overview", "Net revenue", "Average basket value", "Active customers"],
+    "": ["Overview", "Net revenue", "Average basket value", "Active customers", "Revenue and refunds per"],
     "sales": ["Sales", "Top products", "Revenue per minute (live)", "provisional"],
     "refunds": ["Refunds", "Refund rate", "By reason"],
     "stores": ["Stores", "By region", "Store locations", "By store"],
@@ -36,6 +38,8 @@ PAGES = {
     "pipeline_health": ["Pipeline health", "Streaming queries", "Consumer lag", "Freshness", "Last DAG runs"],
 }
 BANNERS = ("Database unavailable", "Missing in the database", "Traceback")
+SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
+CENTS = re.compile(r"^-?\d+(\.\d{1,2})?$")
 
 
 @pytest.fixture(scope="module")
@@ -96,5 +100,35 @@ def test_every_page_renders_in_chromium(dashboard_url: str, browser: webdriver.C
     body = browser.find_element(By.TAG_NAME, "body").text
     assert not [banner for banner in BANNERS if banner in body], body[:1500]
     assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
-    screenshot = artifacts_dir() / f"{path or 'overview'}.png"
+    if path == "":
+        trend_chart_is_drawn(browser)
+    if path == "stores":
+        store_table_is_formatted(browser)
+    screenshot = SCREENSHOTS / f"{path or 'overview'}.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(screenshot)), screenshot
+    assert Path(screenshot).stat().st_size > 10_000  # a rendered page, not a blank one
+
+
+def trend_chart_is_drawn(browser: webdriver.Chrome) -> None:
+    """The revenue and refunds trend: a Vega chart under its heading, drawn (a canvas or svg with a size)."""
+    heading = browser.find_element(
+        By.XPATH, "//h3[starts-with(normalize-space(), 'Revenue and refunds per')]"
+    )
+    chart = heading.find_element(By.XPATH, "following::*[@data-testid='stVegaLiteChart'][1]")
+    drawn = chart.find_elements(By.CSS_SELECTOR, "canvas, svg.marks")
+    assert drawn and drawn[0].size["width"] > 200 and drawn[0].size["height"] > 100, drawn
+
+
+def store_table_is_formatted(browser: webdriver.Chrome) -> None:
+    """The 'By store' table has human column labels, and its money columns hold cents. The grid draws on
+    a canvas; its accessibility table holds the labels and the cells' values (not their display
+    format, which test_pages checks in the column configuration and the screenshot shows)."""
+    grid = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')[-1]
+    headers = {h.get_attribute("textContent"): h for h in grid.find_elements(By.CSS_SELECTOR, "th")}
+    assert {"Store", "Units sold", "Revenue", "Refunds", "Net revenue"} <= set(headers), list(headers)
+    assert not [label for label in headers if "_" in label], list(headers)
+    column = headers["Revenue"].get_attribute("aria-colindex")
+    cells = grid.find_elements(By.CSS_SELECTOR, f'td[aria-colindex="{column}"]')
+    shown = [cell.get_attribute("textContent") for cell in cells]
+    assert shown and all(CENTS.match(text) for text in shown), shown

@@ -3,11 +3,15 @@ the raw facts (tests/dashboard/expected.py), for every time scope."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import pandas as pd
 import psycopg
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -34,6 +38,24 @@ def scope_bounds(at: AppTest) -> tuple[datetime, datetime, datetime, datetime]:
             moments = [datetime.fromisoformat(text).replace(tzinfo=UTC) for text in match.groups()]
             return moments[0], moments[1], moments[2], moments[3]
     raise AssertionError(f"no scope caption in {[caption.value for caption in at.caption]}")
+
+
+def chart_data(at: AppTest, index: int = 0) -> pd.DataFrame:
+    """The rows an Altair chart of the page draws (Streamlit ships them as Arrow datasets)."""
+    chart = at.get("vega_lite_chart")[index].proto
+    payloads = [dataset.data.data for dataset in chart.datasets] or [chart.data.data]
+    assert len(payloads) == 1, len(payloads)
+    return pa.ipc.open_stream(payloads[0]).read_all().to_pandas()
+
+
+def column_formats(at: AppTest, index: int) -> dict[str, tuple[str, str | None]]:
+    """Column name -> (label, number or time format) of a page's st.dataframe (index column aside)."""
+    config = json.loads(at.dataframe[index].proto.columns)
+    return {
+        name.removeprefix("col:"): (column.get("label"), column.get("type_config", {}).get("format"))
+        for name, column in config.items()
+        if name != "_index"
+    }
 
 
 def with_scope(at: AppTest, scope: str) -> AppTest:
@@ -71,6 +93,70 @@ def test_overview_kpis_equal_the_raw_facts(
     assert set(shown) == set(formats)
     for label, (key, formatter) in formats.items():
         assert shown[label] == (formatter(current[key]), delta(current[key], previous[key], formatter)), label
+
+
+@pytest.mark.parametrize(("scope", "step"), [("Last 24 hours", "hour"), ("Last 7 days", "day")])
+def test_overview_trend_adds_up_to_the_tiles(
+    app: Callable[[str], AppTest], raw: psycopg.Connection, scope: str, step: str
+) -> None:
+    """Revenue and refunds per hour (scopes up to 2 days) or day, from the live views: the periods
+    add up to the scope's revenue and refunds computed from the raw facts, to the cent."""
+    at = with_scope(app("app_pages/overview.py"), scope)
+    assert f"Revenue and refunds per {step}" in [header.value for header in at.subheader]
+    start, end, _, _ = scope_bounds(at)
+    current = expected.overview(raw, start, end)
+    points = chart_data(at)
+    totals = points.groupby("figure")["amount"].sum()
+    assert round(totals["Revenue"], 2) == round(current["revenue"], 2)
+    assert round(totals["Refunds"], 2) == round(current["refunds"], 2)
+    # Every hour (day) of the scope is a point, quiet ones at 0.
+    periods = pd.Series(sorted(pd.to_datetime(points["period"].unique())))
+    unit = "h" if step == "hour" else "D"
+    first, last = pd.Timestamp(start).floor(unit), pd.Timestamp(end - timedelta(microseconds=1)).floor(unit)
+    # Drawn as wall-clock times of the display zone (UTC here), without an offset.
+    assert list(periods) == list(pd.date_range(first, last, freq=unit).tz_localize(None))
+
+
+def test_tables_have_labels_and_formatted_money(app: Callable[[str], AppTest]) -> None:
+    stores = with_scope(app("app_pages/stores.py"), "Last 7 days")
+    assert column_formats(stores, 0) == {
+        "store_name": ("Store", None),
+        "city": ("City", None),
+        "region": ("Region", None),
+        "store_format": ("Format", None),
+        "units": ("Units sold", "%,d"),
+        "revenue": ("Revenue", "$%,.2f"),
+        "refunds": ("Refunds", "$%,.2f"),
+        "net_revenue": ("Net revenue", "$%,.2f"),
+    }
+    rules = column_formats(app("app_pages/recommendations.py"), 0)
+    assert rules["support"] == ("Support", "percent")
+    assert rules["confidence"] == ("Confidence", "percent")
+
+
+def test_times_show_in_the_display_time_zone_while_scopes_stay_utc(
+    app: Callable[[str], AppTest], raw: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retail.settings import get_settings
+
+    monkeypatch.setenv("RETAIL_DISPLAY_TZ", "America/New_York")
+    get_settings.cache_clear()
+    at = with_scope(app("app_pages/overview.py"), "Last 24 hours")
+    caption = next(c.value for c in at.caption if c.value.startswith("Scope:"))
+    found = re.search(r"Scope: (\S+ \S+) → (\S+ \S+) America/New_York", caption)
+    assert found, caption
+    zone = ZoneInfo("America/New_York")
+    start, end = (datetime.fromisoformat(text).replace(tzinfo=zone) for text in found.groups())
+    assert end - start == timedelta(days=1)
+    assert abs(end - datetime.now(UTC)) < timedelta(minutes=10)  # the local time of now, not UTC's digits
+    shown = metrics(at)
+    assert shown["Revenue"][0] == money(expected.overview(raw, start, end)["revenue"])
+    health = app("app_pages/pipeline_health.py")
+    freshness = next(i for i, frame in enumerate(health.dataframe) if "table_name" in frame.value.columns)
+    assert column_formats(health, freshness)["latest_at"] == (
+        "Latest (America/New_York)",
+        "YYYY-MM-DD HH:mm:ss",
+    )
 
 
 def test_overview_scopes_of_a_week_hold_sales(app: Callable[[str], AppTest], raw: psycopg.Connection) -> None:

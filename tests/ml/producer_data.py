@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from dimensions import load as dimensions
 from producer.backfill import BackfillPlan, simulate_backfill, window
 from producer.catalog import load_catalog
 from producer.config import SimulationConfig, load_simulation_config
 from producer.simulator import Simulator
-from dimensions import load as dimensions
 from retail.dbt import run_dbt
 from retail.settings import Settings
 from retail.stack import postgres
