@@ -95,7 +95,10 @@ def test_transaction_event_round_trip(platform: Settings, writer: psycopg.Connec
 
 
 def test_analyst_reads_marts_ml_ops_but_cannot_write(platform: Settings, analyst: psycopg.Connection) -> None:
-    assert analyst.execute("select count(*) from ops.dead_letter").fetchone() is not None
+    redacted = analyst.execute("select * from ops.dead_letter_redacted limit 0").description
+    assert redacted is not None and "payload" not in {column.name for column in redacted}
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        analyst.execute("select payload from ops.dead_letter")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         analyst.execute("select count(*) from raw.transactions")
     with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
