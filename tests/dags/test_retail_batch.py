@@ -46,7 +46,8 @@ from tests.spark.conftest import (
 )
 from tests.spark.events import backfill, refund, send_events, transaction
 
-pytestmark = pytest.mark.integration
+# Fixture setup (the stream, an hourly run) counts against the first test's timeout: generous on busy cores.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 # Tables the two batch DAGs write (the recompute's and every mart dbt builds).
 WRITTEN_TABLES = (
