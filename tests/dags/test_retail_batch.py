@@ -135,9 +135,13 @@ class Lambda:
 
 @pytest.fixture(scope="module")
 def spark(platform: Settings) -> Iterator[SparkSession]:
-    session = local_spark(platform)
-    yield session
-    session.stop()
+    with pytest.MonkeyPatch.context() as patch:
+        # PySpark's sockets to its JVM time out after 15 s, which a loaded 2-core machine exceeded
+        # (CANNOT_OPEN_SOCKET killed a stream query); the workers inherit this from the driver.
+        patch.setenv("SPARK_AUTH_SOCKET_TIMEOUT", "120")
+        session = local_spark(platform)
+        yield session
+        session.stop()
 
 
 @pytest.fixture(scope="module")
