@@ -277,7 +277,11 @@ def rerun(lambda_run: Lambda) -> Rerun:
     seen: dict[str, Any] = {}
 
     def start_backfill_during_the_run() -> None:
-        wait_for(lambda: "airflow:retail_batch" in _lock_holder(settings), what="an hourly writer task")
+        wait_for(
+            lambda: "airflow:retail_batch" in _lock_holder(settings),
+            what="an hourly writer task",
+            timeout_s=600,
+        )
         seen["holder"] = _lock_holder(settings)
         seen["process"] = subprocess.Popen(
             backfill,
