@@ -193,6 +193,15 @@ def release_writer_lock(context: Mapping[str, Any], result: Any = None) -> None:
         stack.close()
 
 
+def take_writer_lock_for_dbt(context: Mapping[str, Any]) -> None:
+    """`pre_execute` of the Cosmos tasks: dbt runs in this process, so first its cheap flag naming
+    (`retail.dbt.cheap_behavior_flag_source`), then the writer lock."""
+    from retail.dbt import cheap_behavior_flag_source
+
+    cheap_behavior_flag_source()
+    take_writer_lock(context)
+
+
 def writer_task_args(settings: Settings) -> dict[str, Any]:
     """Arguments of every task that writes batch tables or marts: the one-slot pool, the writer lock,
     the timeout, and failure alerts (`retail.alerts`)."""
@@ -334,7 +343,7 @@ def marts_task_group(
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_VERSION_CHECK": "false",
     }
-    operator_args: dict[str, Any] = writer_task_args(settings)
+    operator_args: dict[str, Any] = {**writer_task_args(settings), "pre_execute": take_writer_lock_for_dbt}
     if full_refresh:
         # Backfills rebuild every row of the incremental models, so their tests check every row too.
         operator_args.update(full_refresh=True, vars={"test_lookback": "all"})

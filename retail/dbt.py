@@ -112,6 +112,31 @@ def writes_relations(args: list[str]) -> bool:
     return command in _WRITING_COMMANDS
 
 
+def _caller_module() -> str:
+    """The first module up the stack other than dbt-common's behavior_flags (what dbt-common computes)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if name and name != "dbt_common.behavior_flags":
+            return name
+        frame = frame.f_back
+    return "Unknown"
+
+
+def cheap_behavior_flag_source() -> None:
+    """Make dbt-common name a behavior flag's source without `inspect.stack()`.
+
+    dbt-common 1.39 calls `inspect.stack()` (source lines of every frame, plus `inspect.getmodule`, a scan
+    of `sys.modules`) for each flag at every adapter registration, i.e. at every dbt invocation. In a
+    process that has Airflow, Spark and Cosmos loaded that was seconds per invocation, tens of them per
+    hourly run (bench/batch_dag.py, README Performance). The name only labels a log event; the frame's
+    globals give the same one. Idempotent; called before dbt runs in-process.
+    """
+    from dbt_common import behavior_flags
+
+    behavior_flags.BehaviorFlagRendered._default_source = staticmethod(_caller_module)  # type: ignore[method-assign]
+
+
 def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT_DIR) -> dbtRunnerResult:
     """Invoke dbt (e.g. `["build"]`, `["source", "freshness"]`) against the settings' database.
 
@@ -120,6 +145,7 @@ def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT
     """
     from dbt.cli.main import dbtRunner
 
+    cheap_behavior_flag_source()
     env = profile_env(settings, project_dir)
     Path(env["DBT_TARGET_PATH"]).mkdir(parents=True, exist_ok=True)
     with _INVOCATION_LOCK, _environment(env):

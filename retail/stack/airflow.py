@@ -109,6 +109,10 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.airflow_home / "logs"),
         # No internet on the platform's machines: Cosmos must not try to send usage metrics.
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        # Cosmos's partial-parse and profile cache per stack (its default, /tmp/cosmos, is shared by every
+        # stack on the machine: another stack's profile invalidated the partial parse, so each dbt task
+        # parsed the whole project again; and the cached profiles.yml holds the password).
+        "AIRFLOW__COSMOS__CACHE_DIR": str(settings.state_dir / "cosmos"),
     }
 
 

@@ -42,6 +42,8 @@ def test_no_secret_reaches_the_supervisord_environment(clean_env: None, tmp_path
     assert environment["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert environment["AIRFLOW_HOME"] == str(tmp_path / "state" / "airflow")
     assert environment["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18080/execution/"
+    # Cosmos's partial-parse and profile cache in the stack's own folder, not the machine-wide /tmp/cosmos.
+    assert environment["AIRFLOW__COSMOS__CACHE_DIR"] == str(tmp_path / "state" / "cosmos")
 
 
 def test_login_lines_name_the_ui_and_the_password(clean_env: None, tmp_path: Path) -> None:

@@ -4,9 +4,15 @@ The real streaming job lands a backfill plus events later than its watermark; `r
 with `dag.test()` (spark-submit of spark/batch_job.py through SparkSubmitOperator, the dbt project as
 Cosmos tasks, source freshness). Afterwards the served minute metrics of closed hours equal a
 recomputation from the raw facts exactly, `rpt_reconciliation` shows the speed layer's misses where the
-late events fell, and a second run (and a backfill of the same day, twice) changes no table. A CLI
-backfill started during an hourly run waits for the writer lock and changes no table either; with the
-Spark step failing, the raw-derived marts still advance and the failure is an alert.
+late events fell, and every mart (tables, `*_live` views, the serving view) answers the analyst during the
+run. A second run, with a CLI backfill started during it (it waits for the writer lock), and a backfill
+DAG run of the same day change no table. A year-old replay is served at minute grain after one `retail
+batch` and one build; with the Spark step failing, the raw-derived marts still advance and the failure is
+an alert.
+
+Lean by design (this module was most of the suite's time): one stream phase and one hourly run build the
+state every test reads (module fixtures); the rerun doubles as the lock test, one backfill DAG run checks
+the backfill, and only the history and failure tests add runs of their own.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from retail.writer_lock import current_holder
 from spark.streaming_job import start_queries
 from tests.checksums import table_checksums
 from tests.conftest import waiting_for_writer_lock
+from tests.serving_poller import MartPoller
 from tests.spark.conftest import (
     load_dimensions,
     local_spark,
@@ -39,7 +46,8 @@ from tests.spark.conftest import (
 )
 from tests.spark.events import backfill, refund, send_events, transaction
 
-pytestmark = pytest.mark.integration
+# Fixture setup (the stream, an hourly run) counts against the first test's timeout: generous on busy cores.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 # Tables the two batch DAGs write (the recompute's and every mart dbt builds).
 WRITTEN_TABLES = (
@@ -82,6 +90,11 @@ from marts.fct_product_metrics_minute where window_start >= %(start)s and window
 """
 
 
+def hourly_as_of(hour: datetime) -> datetime:
+    """The hourly runs' logical date: the data's hour is closed then (10 minutes after it ended)."""
+    return hour + timedelta(hours=2, minutes=15)
+
+
 def run_dag(dag_id: str, **kwargs: Any) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
@@ -108,8 +121,8 @@ class Lambda:
         self.hour = hour
         self.late_minute = late_minute
         self.late_units = late_units
-        self.runs: list[Any] = []
-        self.checksums: list[dict] = []
+        self.states: dict[str, str] = {}
+        self.checksum_after: dict = {}
 
     def checksum(self) -> dict:
         with psycopg.connect(self.settings.writer_dsn) as conn:
@@ -122,9 +135,13 @@ class Lambda:
 
 @pytest.fixture(scope="module")
 def spark(platform: Settings) -> Iterator[SparkSession]:
-    session = local_spark(platform)
-    yield session
-    session.stop()
+    with pytest.MonkeyPatch.context() as patch:
+        # PySpark's sockets to its JVM time out after 15 s, which a loaded 2-core machine exceeded
+        # (CANNOT_OPEN_SOCKET killed a stream query); the workers inherit this from the driver.
+        patch.setenv("SPARK_AUTH_SOCKET_TIMEOUT", "120")
+        session = local_spark(platform)
+        yield session
+        session.stop()
 
 
 @pytest.fixture(scope="module")
@@ -184,11 +201,9 @@ def lambda_run(
         patch.setenv("RETAIL_CHECKPOINT_URI", settings.checkpoint_dir)
         get_settings.cache_clear()
         state = Lambda(settings, hour, late_minute, late_units, late_refund.amount)
-        as_of = hour + timedelta(hours=2, minutes=15)
-        for _ in range(2):
-            # States now: a second dag.test() of the same logical date replaces the first run.
-            state.runs.append(task_states(run_dag("retail_batch", logical_date=as_of)))
-            state.checksums.append(state.checksum())
+        # States now: a later dag.test() of the same logical date replaces this run.
+        state.states = task_states(run_dag("retail_batch", logical_date=hourly_as_of(hour)))
+        state.checksum_after = state.checksum()
         yield state
     get_settings.cache_clear()
 
@@ -201,11 +216,11 @@ def _lake_count(spark: SparkSession, path: str) -> int:
 
 
 def test_every_task_succeeds(lambda_run: Lambda) -> None:
-    for states in lambda_run.runs:
-        assert states, "no task ran"
-        assert {task: state for task, state in states.items() if state != "success"} == {}
-        assert {"plan_hours", "recompute_closed_hours", "publish_marts", "source_freshness"} <= set(states)
-        assert any(task.startswith("marts.fct_sales") for task in states)  # Cosmos: a task per model
+    states = lambda_run.states
+    assert states, "no task ran"
+    assert {task: state for task, state in states.items() if state != "success"} == {}
+    assert {"plan_hours", "recompute_closed_hours", "publish_marts", "source_freshness"} <= set(states)
+    assert any(task.startswith("marts.fct_sales") for task in states)  # Cosmos: a task per model
 
 
 def test_served_metrics_of_closed_hours_equal_the_raw_facts(lambda_run: Lambda) -> None:
@@ -228,12 +243,6 @@ def test_reconciliation_shows_what_the_speed_layer_missed(lambda_run: Lambda) ->
     assert sum(refund_delta for *_, refund_delta in mismatches) == lambda_run.late_refund
 
 
-def test_rerun_leaves_identical_tables(lambda_run: Lambda) -> None:
-    first, second = lambda_run.checksums
-    assert first == second
-    assert all(count > 0 for count, _ in first.values()), first
-
-
 def test_marts_asset_is_announced(lambda_run: Lambda) -> None:
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
@@ -246,42 +255,33 @@ def test_marts_asset_is_announced(lambda_run: Lambda) -> None:
     assert any(name.endswith("/marts/fct_sales") for name in names), names
 
 
-def test_backfill_of_the_day_rebuilds_identically(lambda_run: Lambda) -> None:
-    day = f"{lambda_run.hour:%Y-%m-%d}"
-    before = lambda_run.checksum()
-    for _ in range(2):
-        run = run_dag("retail_backfill", run_conf={"start_date": day, "end_date": day})
-        assert {t: s for t, s in task_states(run).items() if s != "success"} == {}
-    assert lambda_run.checksum() == before
-    assert lambda_run.rows(SERVED) == lambda_run.rows(RECOMPUTED)
-
-
-def test_backfill_with_a_reversed_range_fails_naming_the_fix(lambda_run: Lambda) -> None:
-    run = run_dag("retail_backfill", run_conf={"start_date": "2026-11-05", "end_date": "2026-11-01"})
-    assert task_states(run)["plan_range"] == "failed"
-    with psycopg.connect(lambda_run.settings.writer_dsn) as conn:
-        message = conn.execute(
-            "select message from ops.alerts where source = 'airflow:retail_backfill.plan_range'"
-            " order by alert_id desc limit 1"
-        ).fetchone()
-    assert message is not None and "swap them" in message[0]
-
-
 def _lock_holder(settings: Settings) -> str:
     with psycopg.connect(settings.writer_dsn) as conn:
         return current_holder(conn) or ""
 
 
-def test_a_backfill_started_during_an_hourly_run_waits_and_corrupts_nothing(lambda_run: Lambda) -> None:
-    settings = lambda_run.settings
-    before = lambda_run.checksum()  # the hourly run and the backfill, one after the other (tests above)
-    hour = lambda_run.hour
+class Rerun:
+    """The second hourly run: the analyst polling every mart, a CLI backfill of the hour started during it."""
+
+    def __init__(self, states: dict[str, str], checksum: dict, poller: MartPoller, seen: dict) -> None:
+        self.states, self.checksum, self.poller, self.seen = states, checksum, poller, seen
+
+
+@pytest.fixture(scope="module")
+def rerun(lambda_run: Lambda) -> Rerun:
+    """One run asserting three things: a rerun over the same data, the analyst's uptime during an hourly
+    rebuild of built marts (what happens every hour), and one writer at a time against `retail batch`."""
+    settings, hour = lambda_run.settings, lambda_run.hour
     backfill = [sys.executable, "-m", "retail.cli", "batch", "--start", f"{hour:%Y-%m-%dT%H:00Z}"]
     backfill += ["--end", f"{hour + timedelta(hours=1):%Y-%m-%dT%H:00Z}"]
     seen: dict[str, Any] = {}
 
     def start_backfill_during_the_run() -> None:
-        wait_for(lambda: "airflow:retail_batch" in _lock_holder(settings), what="an hourly writer task")
+        wait_for(
+            lambda: "airflow:retail_batch" in _lock_holder(settings),
+            what="an hourly writer task",
+            timeout_s=600,
+        )
         seen["holder"] = _lock_holder(settings)
         seen["process"] = subprocess.Popen(
             backfill,
@@ -304,24 +304,65 @@ def test_a_backfill_started_during_an_hourly_run_waits_and_corrupts_nothing(lamb
         seen["waited"] = True
 
     starter = threading.Thread(target=start_backfill_during_the_run)
-    starter.start()
-    run = run_dag("retail_batch", logical_date=hour + timedelta(hours=2, minutes=15))
-    starter.join(timeout=300)
-    process = seen["process"]
-    _, errors = process.communicate(timeout=600)
-    assert process.returncode == 0, errors[-2000:]
-    assert seen.get("waited"), seen
-    assert {t: s for t, s in task_states(run).items() if s != "success"} == {}
-    rebuilt = subprocess.run(
-        [sys.executable, "-m", "retail.cli", "dbt", "build", "--full-refresh", "--quiet"],
-        env=dict(os.environ),
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    with MartPoller(settings) as poller:
+        starter.start()
+        states = task_states(run_dag("retail_batch", logical_date=hourly_as_of(hour)))
+        starter.join(timeout=300)
+    process = seen.get("process")
+    if process is not None:
+        _, seen["errors"] = process.communicate(timeout=600)
+        seen["returncode"] = process.returncode
+    return Rerun(states, lambda_run.checksum(), poller, seen)
+
+
+def test_rerun_leaves_identical_tables(lambda_run: Lambda, rerun: Rerun) -> None:
+    """The same hour recomputed twice (the rerun and the CLI backfill) changes no table."""
+    assert {t: s for t, s in rerun.states.items() if s != "success"} == {}
+    assert rerun.checksum == lambda_run.checksum_after
+    assert all(count > 0 for count, _ in rerun.checksum.values()), rerun.checksum
+
+
+def test_every_mart_answers_the_analyst_during_the_hourly_run(rerun: Rerun) -> None:
+    """Polled as `retail_analyst` at >= 5 Hz while the run rebuilt them: tables, live and serving views."""
+    poller = rerun.poller
+    assert {"fct_sales_live", "agg_kpis_daily_live", "fct_product_metrics_minute", "fct_sales"} <= set(
+        poller.relations
     )
-    assert rebuilt.returncode == 0, rebuilt.stdout[-2000:]
+    assert poller.errors == []
+    # Paced at 5 Hz; a busy machine may slow a round, so only coverage is asserted, not a rate.
+    assert len(poller.rounds) >= 10, len(poller.rounds)
+    assert set(poller.list_relations()) == set(poller.relations)
+
+
+def test_a_backfill_started_during_an_hourly_run_waits_and_corrupts_nothing(
+    lambda_run: Lambda, rerun: Rerun
+) -> None:
+    """Checksums equal the first run's, i.e. what the two done one after the other leave (previous test)."""
+    assert rerun.seen.get("waited"), rerun.seen
+    assert rerun.seen.get("returncode") == 0, str(rerun.seen.get("errors"))[-2000:]
+    assert "airflow:retail_batch" in rerun.seen["holder"]
+    assert rerun.checksum == lambda_run.checksum_after
+
+
+def test_backfill_of_the_day_rebuilds_identically(lambda_run: Lambda) -> None:
+    day = f"{lambda_run.hour:%Y-%m-%d}"
+    before = lambda_run.checksum()
+    # One run: rebuilding what the hourly runs left, identically, is what a second run would show too.
+    run = run_dag("retail_backfill", run_conf={"start_date": day, "end_date": day})
+    assert {t: s for t, s in task_states(run).items() if s != "success"} == {}
     assert lambda_run.checksum() == before
+    assert lambda_run.rows(SERVED) == lambda_run.rows(RECOMPUTED)
+
+
+def test_backfill_with_a_reversed_range_fails_naming_the_fix(lambda_run: Lambda) -> None:
+    run = run_dag("retail_backfill", run_conf={"start_date": "2026-11-05", "end_date": "2026-11-01"})
+    assert task_states(run)["plan_range"] == "failed"
+    with psycopg.connect(lambda_run.settings.writer_dsn) as conn:
+        message = conn.execute(
+            "select message from ops.alerts where source = 'airflow:retail_backfill.plan_range'"
+            " order by alert_id desc limit 1"
+        ).fetchone()
+    assert message is not None and "swap them" in message[0]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

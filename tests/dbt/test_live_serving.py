@@ -28,6 +28,7 @@ from retail.settings import Settings
 from retail.stack import postgres
 from tests.dashboard import expected
 from tests.dbt.dataset import BASKETS, PRODUCTS, load_dataset
+from tests.serving_poller import MartPoller
 from tests.spark.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -273,45 +274,15 @@ def test_every_mart_answers_during_a_rebuild(
     live_settings: Settings, landed: Facts, arguments: list[str]
 ) -> None:
     """As the analyst, at >= 5 Hz, every relation of marts (tables, live views, the serving view)."""
-    with psycopg.connect(live_settings.analyst_dsn) as reader:
-        relations = [
-            name
-            for (name,) in reader.execute(
-                "select table_name from information_schema.tables where table_schema = 'marts' order by 1"
-            ).fetchall()
-        ]
-    assert {"fct_sales_live", "agg_kpis_daily_live", "fct_product_metrics_minute", "dim_products"} <= set(
-        relations
-    )
-    done, errors, rounds = threading.Event(), [], []
-
-    def poll() -> None:
-        with psycopg.connect(live_settings.analyst_dsn, autocommit=True) as reader:
-            while not done.is_set():
-                started = time.monotonic()
-                for name in relations:
-                    try:
-                        reader.execute(f"select 1 from marts.{name} limit 1").fetchall()
-                    except psycopg.Error as error:
-                        errors.append(f"{name}: {str(error).splitlines()[0]}")
-                rounds.append(time.monotonic() - started)
-                done.wait(max(0.0, 0.2 - (time.monotonic() - started)))
-
-    poller = threading.Thread(target=poll)
-    poller.start()
-    try:
+    with MartPoller(live_settings) as poller:
         started = time.monotonic()
         result = run_dbt(live_settings, arguments)
         elapsed = time.monotonic() - started
-    finally:
-        done.set()
-        poller.join()
+    assert {"fct_sales_live", "agg_kpis_daily_live", "fct_product_metrics_minute", "dim_products"} <= set(
+        poller.relations
+    )
     assert result.success, result.exception
-    assert errors == []
+    assert poller.errors == []
     # Paced at 5 Hz; a busy machine may slow a round, so only coverage is asserted, not a rate.
-    assert len(rounds) >= 10, f"{len(rounds)} rounds in {elapsed:.1f} s"
-    with psycopg.connect(live_settings.analyst_dsn) as reader:
-        after = {name for (name,) in reader.execute(
-            "select table_name from information_schema.tables where table_schema = 'marts'"
-        ).fetchall()}  # fmt: skip
-    assert after == set(relations)
+    assert len(poller.rounds) >= 10, f"{len(poller.rounds)} rounds in {elapsed:.1f} s"
+    assert set(poller.list_relations()) == set(poller.relations)
