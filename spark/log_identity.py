@@ -11,10 +11,12 @@ the old log that never landed; `LossPolicy` decides whether the query goes on (a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
+
+from spark.record_probe import fingerprint_offset
 
 LossPolicy = Literal["alert", "fail"]
 ALERT_SOURCE = "speed_layer"
@@ -90,17 +92,59 @@ class LogEnds:
         known.update(higher)
         return dict(known)
 
+    def raise_unidentified(
+        self, ends: dict[int, int], last_records: Callable[[dict[int, int]], dict[int, str]]
+    ) -> None:
+        """A broker without topic ids: raise the ends of the one log it has ('') only while that log still
+        holds the last record recorded with them, so a recreated log never raises the old log's ends and
+        the lost count stays exact. `last_records(offsets)` fingerprints the broker's records at `offsets`
+        (a partition it could not read in time is left out, and not raised)."""
+        if not self.dsn:
+            return
+        rows = {p: (end, last) for p, end, last in self._rows("")}
+        higher = {p: e for p, e in ends.items() if e > rows.get(p, (-1, None))[0]}
+        stored = {p: rows[p][1] for p in higher if p in rows and rows[p][1]}
+        if not higher:
+            return
+        current = last_records({p: fingerprint_offset(last) for p, last in stored.items()})
+        if any(current.get(p, last) != last for p, last in stored.items()):
+            return  # another log: the planner counts the old one's loss, then forgets its ends
+        verified = {p: e for p, e in higher.items() if p not in stored or p in current}
+        lasts = last_records({p: e - 1 for p, e in verified.items()})
+        with self._connect() as conn:
+            conn.cursor().executemany(
+                """insert into ops.kafka_log_ends (topic, topic_id, kafka_partition, end_offset, last_record)
+                   values (%s, '', %s, %s, %s)
+                   on conflict (topic, topic_id, kafka_partition) do update set
+                       end_offset = excluded.end_offset, last_record = excluded.last_record, seen_at = now()
+                   where ops.kafka_log_ends.end_offset < excluded.end_offset""",
+                [(self.topic, p, e, lasts[p]) for p, e in verified.items() if p in lasts],
+            )
+
+    def _rows(self, topic_id: str) -> list[tuple[int, int, str | None]]:
+        with self._connect() as conn:
+            return conn.execute(
+                "select kafka_partition, end_offset, last_record from ops.kafka_log_ends"
+                " where topic = %s and topic_id = %s",
+                (self.topic, topic_id),
+            ).fetchall()
+
+    def forget(self, topic_id: str) -> None:
+        """Drop the ends seen of `topic_id`: on a broker without ids ('') a new log starts its own."""
+        if self.dsn:
+            with self._connect() as conn:
+                conn.execute(
+                    "delete from ops.kafka_log_ends where topic = %s and topic_id = %s",
+                    (self.topic, topic_id),
+                )
+        self._seen.pop(topic_id, None)
+
     def seen(self, topic_id: str) -> dict[int, int]:
-        if topic_id not in self._seen:
-            rows: list[tuple[int, int]] = []
-            if self.dsn:
-                with self._connect() as conn:
-                    rows = conn.execute(
-                        "select kafka_partition, end_offset from ops.kafka_log_ends"
-                        " where topic = %s and topic_id = %s",
-                        (self.topic, topic_id),
-                    ).fetchall()
-            self._seen[topic_id] = dict(rows)
+        """Highest ends seen of a log; those of a broker without ids ('') are read afresh each time (the
+        watcher thread raises them, the planner forgets them)."""
+        if topic_id == "" or topic_id not in self._seen:
+            rows = self._rows(topic_id) if self.dsn else []
+            self._seen[topic_id] = {p: end for p, end, _ in rows}
         return self._seen[topic_id]
 
     def record_change(self, change: LogChange, policy: LossPolicy) -> None:
