@@ -290,6 +290,8 @@ class KafkaStreamReader(DataSourceStreamReader):
         self._sampler = None
         # Set by `_replaced` on a broker without ids: the last record read could not be fetched in time.
         self._identity_unknown = False
+        # Mean record size per partition in the last end probe's records.
+        self._probe_sizes: dict[int, float] = {}
         self._recent_bounds: tuple[float, Bounds] | None = None
 
     # Broker metadata ----------------------------------------------------------------------------
@@ -336,20 +338,22 @@ class KafkaStreamReader(DataSourceStreamReader):
         self._recent_bounds = (time.monotonic(), bounds)
         return bounds
 
-    @staticmethod
-    def _probe_ends(consumer, tps: list, reported: dict, timeout_ms: int = _PROBE_TIMEOUT_MS) -> dict:
+    def _probe_ends(self, consumer, tps: list, reported: dict, timeout_ms: int = _PROBE_TIMEOUT_MS) -> dict:
         """True end offsets: the embedded broker (Tansu, memory storage) reports the base offset of a
         partition's last record batch as its end offset, so records of that last batch would never be
         read. A fetch at the reported offset returns that batch; its last offset + 1 is the real end.
-        Against Apache Kafka the fetch returns nothing and the reported offsets stand."""
+        Against Apache Kafka the fetch returns nothing and the reported offsets stand. The records it
+        returns also give their mean size, for the byte bound, without another fetch."""
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, reported[tp])
         ends = dict(reported)
-        for records in consumer.poll(timeout_ms=timeout_ms).values():
+        self._probe_sizes = {}
+        for tp, records in consumer.poll(timeout_ms=timeout_ms).items():
             for record in records:
-                tp = TopicPartition(record.topic, record.partition)
                 ends[tp] = max(ends[tp], record.offset + 1)
+            if records:
+                self._probe_sizes[tp.partition] = sum(record_bytes(r) for r in records) / len(records)
         return ends
 
     def _confirmed_behind(self, begin: dict[int, int], bounds: Bounds) -> Bounds:
@@ -417,10 +421,11 @@ class KafkaStreamReader(DataSourceStreamReader):
         ranges = {p: o for p, o in begin.items() if end[p] > o}
         if self.max_bytes is None or not ranges:
             return end
-        means = {
-            p: sum(record_bytes(r) for r in records) / len(records)
-            for p, records in self._records_from(ranges).items()
-        }
+        # Sizes from the end probe where it returned records (Tansu), else from a sample at the start.
+        means = {p: size for p, size in self._probe_sizes.items() if p in ranges}
+        unsampled = {p: o for p, o in ranges.items() if p not in means}
+        for p, records in self._records_from(unsampled).items():
+            means[p] = sum(record_bytes(r) for r in records) / len(records)
         return bound_bytes(begin, end, means, self.max_bytes)
 
     def _on_replaced(self, start: dict, landed: dict[int, int], bounds: Bounds) -> None:
