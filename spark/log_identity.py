@@ -6,6 +6,8 @@ start of the new log. So the source stores the broker's topic id with its offset
 the highest end offset anyone saw per (topic, topic id, partition) in ops.kafka_log_ends (never lower).
 When the id changes, `end seen - checkpointed offset` per partition is the exact number of messages of
 the old log that never landed; `LossPolicy` decides whether the query goes on (alert) or stops (fail).
+A broker without topic ids has one record of ends ('') per topic, kept with the fingerprint of its last
+record and raised only while the log still holds it (`raise_unidentified`).
 """
 
 from __future__ import annotations
