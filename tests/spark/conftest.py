@@ -113,15 +113,19 @@ def wait_for(
     what: str = "condition",
     progress: Callable[[], object] | None = None,
     job: subprocess.Popen | None = None,
+    log: Path | None = None,
 ) -> None:
     """Poll `condition` until true. With `progress`, `timeout_s` counts from the last change of its
     value: a loaded machine that keeps moving is waited for, a stuck stream is not. With `job`, fail at
-    once when that process has ended."""
+    once when that process has ended (quoting the end of its `log`)."""
     deadline = time.monotonic() + timeout_s
     last = progress() if progress else None
     while not condition():
         if job is not None and job.poll() is not None:
-            raise AssertionError(f"the streaming job exited ({job.returncode}) while waiting for {what}")
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-60:]) if log else ""
+            raise AssertionError(
+                f"the streaming job exited ({job.returncode}) while waiting for {what}\n{tail}"
+            )
         if progress is not None and (now := progress()) != last:
             last, deadline = now, time.monotonic() + timeout_s
         if time.monotonic() > deadline:

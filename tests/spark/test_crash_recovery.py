@@ -63,6 +63,7 @@ def test_sigkill_twice_then_restart_loses_and_duplicates_nothing(
             timeout_s=900,
             what="a commit before the kill",
             job=job,
+            log=log,
         )
         time.sleep(rng.uniform(0.0, 3.0))
         kill_hard(job)
@@ -73,7 +74,9 @@ def test_sigkill_twice_then_restart_loses_and_duplicates_nothing(
 
     def until(condition, what: str) -> None:
         # Waits as long as the restarted job keeps committing batches; fails at once if it ends.
-        wait_for(condition, timeout_s=300, what=what, progress=lambda: stream_progress(settings), job=job)
+        wait_for(
+            condition, timeout_s=300, what=what, progress=lambda: stream_progress(settings), job=job, log=log
+        )
 
     try:
         until(

@@ -94,6 +94,7 @@ def speed_alerts(settings: Settings, only_losses: bool = False) -> list[dict]:
         return [row[0] for row in rows]
 
 
+@pytest.mark.timeout(1200)  # three JVM restarts: minutes each on a loaded machine
 def test_three_down_up_cycles_land_every_event_once(stack_settings: Settings) -> None:
     settings = stack_settings
     rng = random.Random(5)
