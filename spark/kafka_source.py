@@ -12,8 +12,11 @@ timestamp, timestampType), so nothing downstream knows which one runs.
   records: on 2 cores, six small tasks per micro-batch cost more in task start-up than in reading.
 * A new query starts from the earliest offsets: nothing produced before the job started is lost.
 * ``maxRecordsPerBatch`` bounds a micro-batch (admission control through ``ReadMaxRows``), and
-  ``maxBytesPerBatch`` bounds its estimated size: the planner samples the records at the start of each
-  partition's range (`spark.record_probe`) and shrinks the ranges until records x their mean size fit.
+  ``maxBytesPerBatch`` bounds its estimated size: each partition's range counts at the mean size of the
+  records the planner just fetched there (its end probe's on the embedded broker, else a sample at the
+  range's start, `spark.record_probe`), and the ranges shrink until the estimate fits.
+* On a broker without topic ids, each offset carries a fingerprint of the last record read per
+  partition; a log whose record there differs is another log (see `spark.log_identity`).
 * If the broker no longer has what the checkpoint points at (earliest offset beyond it: retention or data
   loss; latest offset behind it: the broker was reset), the query fails with `SourceDataLoss`, naming the
   topic, partition, offsets and the recovery command. It never skips silently.
