@@ -25,6 +25,7 @@ import csv
 import io
 import itertools
 import json
+import math
 import random
 import shutil
 import statistics
@@ -256,7 +257,7 @@ def batch_profile(queries: list) -> dict[str, tuple[int, int]]:
     starts = [datetime.fromisoformat(p.timestamp.replace("Z", "+00:00")) for p in batches]
     phases["trigger_gap"] = [int((b - a).total_seconds() * 1000) for a, b in itertools.pairwise(starts)]
     return {
-        phase: (int(statistics.median(values)), sorted(values)[int(0.95 * (len(values) - 1))])
+        phase: (int(statistics.median(values)), sorted(values)[math.ceil(0.95 * (len(values) - 1))])
         for phase, values in sorted(phases.items())
         if values
     }
