@@ -48,7 +48,9 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
         "RETAIL_TRANSACTIONS_PARTITIONS": "2",
         "RETAIL_REFUNDS_PARTITIONS": "1",
         "RETAIL_HEALTH_TIMEOUT_S": "240",
-        "RETAIL_STREAM_DRAIN_TIMEOUT_S": "180",
+        # `down` returns once drained: a long bound costs nothing unless the machine is very slow
+        # (at load 30 a freshly restarted job needed over 180 s for 600 messages).
+        "RETAIL_STREAM_DRAIN_TIMEOUT_S": "600",
     }
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
@@ -130,7 +132,8 @@ def sink_waits_for_lock(settings: Settings, holder: psycopg.Connection) -> bool:
 def test_broker_killed_with_unlanded_messages_alerts_exact_loss_and_carries_on(
     stack_settings: Settings,
 ) -> None:
-    settings = stack_settings
+    # Up, whatever the previous test left (a failed cycle may have left the stack down).
+    settings = stack.up(stack_settings, report=lambda line: None)
     rng = random.Random(9)
     before = landed(settings)
     produce(settings, 50, rng)
