@@ -243,13 +243,17 @@ def measure_latency(
     return [seen[t] - sent[t] for t in sent if t in seen], len(sent)
 
 
-def batch_profile(queries: list) -> dict[str, tuple[int, int]]:
-    """Where (c)'s latency goes: median and p95 of each phase of the raw_transactions query's recent
-    micro-batches with data (Spark's durationMs: latestOffset = the source's planning, addBatch = read,
-    validate, toArrow and the Postgres transaction, walCommit/commitOffsets = checkpoint writes), plus the
-    gap between consecutive triggers."""
+def batch_profile(queries: list, since: datetime) -> dict[str, tuple[int, int]]:
+    """Where (c)'s latency goes: median and p95 of each phase of the raw_transactions query's
+    micro-batches with data since (c) started (Spark's durationMs: latestOffset = the source's planning,
+    addBatch = read, validate, toArrow and the Postgres transaction, walCommit/commitOffsets = checkpoint
+    writes), plus the gap between consecutive triggers."""
     (raw,) = [q for q in queries if q.name == "raw_transactions"]
-    batches = [p for p in raw.recentProgress if p.numInputRows > 0]
+    batches = [
+        p
+        for p in raw.recentProgress
+        if p.numInputRows > 0 and datetime.fromisoformat(p.timestamp.replace("Z", "+00:00")) >= since
+    ]
     phases: dict[str, list[int]] = {}
     for progress in batches:
         for phase, ms in progress.durationMs.items():
@@ -323,9 +327,10 @@ def main() -> None:
             f"all queries caught up {time.perf_counter() - caught_up:.0f}s after the raw facts",
             file=sys.stderr,
         )
+        steady_since = datetime.now(UTC)
         measured, sent = measure_latency(settings, latency_s, products, stores)
         latencies = sorted(measured)
-        profile = batch_profile(queries)
+        profile = batch_profile(queries, steady_since)
         for phase, (median, p95) in profile.items():
             print(f"  raw_transactions {phase}: median {median} ms, p95 {p95} ms", file=sys.stderr)
         for query in queries:
