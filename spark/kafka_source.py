@@ -155,6 +155,9 @@ def _consumer(bootstrap: str):
         max_partition_fetch_bytes=16 * 1024 * 1024,
         max_poll_records=50_000,
         request_timeout_ms=30_000,
+        # Its metadata requests must not create a topic a restarted broker lacks (with the broker's
+        # default partition count): the job creates the platform's topics as configured.
+        allow_auto_create_topics=False,
         client_id="retail-spark-source",
     )
 
@@ -434,7 +437,7 @@ class KafkaStreamReader(DataSourceStreamReader):
     def _on_replaced(self, start: dict, landed: dict[int, int], bounds: Bounds) -> None:
         """Count what the old log held beyond `landed`; alert (and go on) or stop, by policy."""
         old_id = str(start.get("topic_id") or "")
-        lost = lost_messages(self.ends.seen(old_id), landed)
+        lost = lost_messages(self.ends.seen(old_id, fresh=True), landed)
         new_id = bounds.topic_id
         if not old_id or not new_id:
             # No ids: old and new log share one record of ends, which starts afresh with the new log;

@@ -141,10 +141,11 @@ class LogEnds:
                 )
         self._seen.pop(topic_id, None)
 
-    def seen(self, topic_id: str) -> dict[int, int]:
-        """Highest ends seen of a log; those of a broker without ids ('') are read afresh each time (the
-        watcher thread raises them, the planner forgets them)."""
-        if topic_id == "" or topic_id not in self._seen:
+    def seen(self, topic_id: str, fresh: bool = False) -> dict[int, int]:
+        """Highest ends seen of a log. `fresh` (and a broker without ids, '') reads them from the
+        database: the job's watcher thread raises them there while the planner waits on a batch, so a
+        count of lost messages must not use this planner's own last view."""
+        if fresh or topic_id == "" or topic_id not in self._seen:
             rows = self._rows(topic_id) if self.dsn else []
             self._seen[topic_id] = {p: end for p, end, _ in rows}
         return self._seen[topic_id]

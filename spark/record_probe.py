@@ -34,6 +34,7 @@ def sampling_consumer(bootstrap: str):
         max_partition_fetch_bytes=SAMPLE_FETCH_BYTES,
         max_poll_records=5_000,
         request_timeout_ms=30_000,
+        allow_auto_create_topics=False,
         client_id="retail-spark-planner-sample",
     )
 
