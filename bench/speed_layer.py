@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import json
+import math
 import random
 import shutil
 import statistics
@@ -241,6 +243,30 @@ def measure_latency(
     return [seen[t] - sent[t] for t in sent if t in seen], len(sent)
 
 
+def batch_profile(queries: list, since: datetime) -> dict[str, tuple[int, int]]:
+    """Where (c)'s latency goes: median and p95 of each phase of the raw_transactions query's
+    micro-batches with data since (c) started (Spark's durationMs: latestOffset = the source's planning,
+    addBatch = read, validate, toArrow and the Postgres transaction, walCommit/commitOffsets = checkpoint
+    writes), plus the gap between consecutive triggers."""
+    (raw,) = [q for q in queries if q.name == "raw_transactions"]
+    batches = [
+        p
+        for p in raw.recentProgress
+        if p.numInputRows > 0 and datetime.fromisoformat(p.timestamp.replace("Z", "+00:00")) >= since
+    ]
+    phases: dict[str, list[int]] = {}
+    for progress in batches:
+        for phase, ms in progress.durationMs.items():
+            phases.setdefault(phase, []).append(int(ms))
+    starts = [datetime.fromisoformat(p.timestamp.replace("Z", "+00:00")) for p in batches]
+    phases["trigger_gap"] = [int((b - a).total_seconds() * 1000) for a, b in itertools.pairwise(starts)]
+    return {
+        phase: (int(statistics.median(values)), sorted(values)[math.ceil(0.95 * (len(values) - 1))])
+        for phase, values in sorted(phases.items())
+        if values
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -301,8 +327,12 @@ def main() -> None:
             f"all queries caught up {time.perf_counter() - caught_up:.0f}s after the raw facts",
             file=sys.stderr,
         )
+        steady_since = datetime.now(UTC)
         measured, sent = measure_latency(settings, latency_s, products, stores)
         latencies = sorted(measured)
+        profile = batch_profile(queries, steady_since)
+        for phase, (median, p95) in profile.items():
+            print(f"  raw_transactions {phase}: median {median} ms, p95 {p95} ms", file=sys.stderr)
         for query in queries:
             if query.exception():
                 print(f"query {query.name} failed: {str(query.exception())[:3000]}", file=sys.stderr)
@@ -328,6 +358,7 @@ def main() -> None:
                     "latency_baskets_sent": sent,
                     "latency_baskets_seen": len(latencies),
                     "quick": args.quick,
+                    "batch_ms_median_p95": profile,
                 }
             )
         )

@@ -148,6 +148,10 @@ class Settings(BaseSettings):
     stream_source: Literal["python", "kafka"] = "python"
     # Upper bound of Kafka records per query and micro-batch: keeps driver memory bounded.
     stream_max_records_per_batch: int = Field(default=100_000, ge=1)
+    # Upper bound of a micro-batch's size in bytes (keys + values, estimated from a sample of the
+    # records at the start of each partition's range; python source only): large messages cannot turn
+    # the record bound into gigabytes on the driver.
+    stream_max_bytes_per_batch: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
     # Processing-time trigger of every streaming query; 0 starts the next batch as soon as one ends.
     stream_trigger_s: float = Field(default=0.5, ge=0)
     # The lake queries trigger less often: fewer, larger Parquet files.

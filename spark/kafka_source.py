@@ -11,7 +11,12 @@ timestamp, timestampType), so nothing downstream knows which one runs.
   ``maxPartitions`` input partitions (the job passes Spark's default parallelism), one per 5,000
   records: on 2 cores, six small tasks per micro-batch cost more in task start-up than in reading.
 * A new query starts from the earliest offsets: nothing produced before the job started is lost.
-* ``maxRecordsPerBatch`` bounds a micro-batch (admission control through ``ReadMaxRows``).
+* ``maxRecordsPerBatch`` bounds a micro-batch (admission control through ``ReadMaxRows``), and
+  ``maxBytesPerBatch`` bounds its estimated size: each partition's range counts at the mean size of the
+  records the planner just fetched there (its end probe's on the embedded broker, else a sample at the
+  range's start, `spark.record_probe`), and the ranges shrink until the estimate fits.
+* On a broker without topic ids, each offset carries a fingerprint of the last record read per
+  partition; a log whose record there differs is another log (see `spark.log_identity`).
 * If the broker no longer has what the checkpoint points at (earliest offset beyond it: retention or data
   loss; latest offset behind it: the broker was reset), the query fails with `SourceDataLoss`, naming the
   topic, partition, offsets and the recovery command. It never skips silently.
@@ -48,6 +53,13 @@ from spark.log_identity import (
     lost_messages,
     probe_real_ends,
     topic_id_of,
+)
+from spark.record_probe import (
+    fingerprint,
+    fingerprint_offset,
+    record_bytes,
+    records_from,
+    sampling_consumer,
 )
 from spark.transformations import validate_messages
 from spark.validation import Dimensions, EventType, validate_batches
@@ -147,6 +159,9 @@ def _consumer(bootstrap: str, security: str = "{}"):
         max_partition_fetch_bytes=16 * 1024 * 1024,
         max_poll_records=50_000,
         request_timeout_ms=30_000,
+        # Its metadata requests must not create a topic a restarted broker lacks (with the broker's
+        # default partition count): the job creates the platform's topics as configured.
+        allow_auto_create_topics=False,
         client_id="retail-spark-source",
     )
 
@@ -279,11 +294,18 @@ class KafkaStreamReader(DataSourceStreamReader):
         self.topic = options["topic"]
         limit = options.get("maxRecordsPerBatch")
         self.max_records = int(limit) if limit else None
+        byte_limit = options.get("maxBytesPerBatch")
+        self.max_bytes = int(byte_limit) if byte_limit else None
         self.max_partitions = int(options.get("maxPartitions") or 1_000_000)
         self.loss_policy: LossPolicy = "fail" if options.get("lossPolicy") == "fail" else "alert"
         self.validate = validate
         self.ends = LogEnds(self.topic, ops_dsn)
         self._consumer = None
+        self._sampler = None
+        # Set by `_replaced` on a broker without ids: the last record read could not be fetched in time.
+        self._identity_unknown = False
+        # Mean record size per partition in the last end probe's records.
+        self._probe_sizes: dict[int, float] = {}
         self._recent_bounds: tuple[float, Bounds] | None = None
 
     # Broker metadata ----------------------------------------------------------------------------
@@ -292,6 +314,16 @@ class KafkaStreamReader(DataSourceStreamReader):
         if self._consumer is None:
             self._consumer = _consumer(self.bootstrap, self.security)
         return self._consumer
+
+    def _records_from(self, positions: dict[int, int], timeout_ms: int = 2000) -> dict[int, list]:
+        if self._sampler is None:
+            self._sampler = sampling_consumer(self.bootstrap, self.security)
+        return records_from(self._sampler, self.topic, positions, timeout_ms)
+
+    def _fingerprints_at(self, offsets: dict[int, int]) -> dict[int, str]:
+        """Fingerprints of the records at `offsets` (a missing record fingerprints as the next one, whose
+        offset differs); partitions not read in time are left out."""
+        return {p: fingerprint(records[0]) for p, records in self._records_from(offsets).items()}
 
     def log_bounds(self, probe_timeout_ms: int = _PROBE_TIMEOUT_MS) -> Bounds:
         """The topic's log now. Its end per partition never goes below the highest end seen of the same
@@ -307,11 +339,18 @@ class KafkaStreamReader(DataSourceStreamReader):
         topic_id = topic_id_of(consumer, self.topic)
         tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         earliest = consumer.beginning_offsets(tps)
-        latest = probe_real_ends(consumer, tps, consumer.end_offsets(tps), probe_timeout_ms)
+        self._probe_sizes = {}
+        latest = probe_real_ends(
+            consumer, tps, consumer.end_offsets(tps), probe_timeout_ms, self._probe_sizes
+        )
         probed = {tp.partition: latest[tp] for tp in tps}
-        seen = self.ends.raise_to(topic_id, probed)
-        # Without a topic id, old and new logs share one record of ends: use what the broker says.
-        ends = {p: seen[p] for p in probed} if topic_id else probed
+        if topic_id:
+            seen = self.ends.raise_to(topic_id, probed)
+            ends = {p: seen[p] for p in probed}
+        else:
+            # Without a topic id the broker's ends stand; they are recorded while the log is the same.
+            self.ends.raise_unidentified(probed, self._fingerprints_at)
+            ends = probed
         bounds = Bounds(topic_id, {tp.partition: earliest[tp] for tp in tps}, ends)
         self._recent_bounds = (time.monotonic(), bounds)
         return bounds
@@ -342,23 +381,83 @@ class KafkaStreamReader(DataSourceStreamReader):
         old_id = start.get("topic_id")
         if old_id and bounds.topic_id:
             return bounds if old_id != bounds.topic_id else None
-        # No ids to compare: a log confirmed shorter than the checkpoint is another log.
+        # No ids to compare: a log confirmed shorter than the checkpoint is another log, and so is one
+        # whose record at the last checkpointed offset is not the one read there.
         confirmed = self._confirmed_behind(begin, bounds)
-        shorter = any(confirmed.latest.get(p, -1) < o for p, o in begin.items())
-        return confirmed if shorter else None
+        if any(confirmed.latest.get(p, -1) < o for p, o in begin.items()):
+            return confirmed
+        differ = self._fingerprints_differ(start, begin, confirmed)
+        self._identity_unknown = differ is None
+        return confirmed if differ else None
+
+    def _fingerprints_differ(self, start: dict, begin: dict[int, int], bounds: Bounds) -> bool | None:
+        """Whether a record fingerprinted in `start` is not in the log any more (None: not known, the
+        broker did not answer in time). Checked only for partitions with new records to read: until
+        then nothing is read, and the check costs a fetch."""
+        stored = {
+            int(p): value
+            for p, value in start.get("fingerprints", {}).items()
+            if bounds.latest.get(int(p), 0) > begin.get(int(p), 0)
+            and bounds.earliest.get(int(p), 0) <= fingerprint_offset(value)  # not deleted by retention
+        }
+        if not stored:
+            return False
+        found = self._fingerprints_at({p: fingerprint_offset(v) for p, v in stored.items()})
+        if any(value != stored[p] for p, value in found.items()):
+            return True
+        return None if len(found) < len(stored) else False
+
+    def _fingerprints(self, start: dict, end: dict[int, int], earliest: dict[int, int]) -> dict[int, str]:
+        """Fingerprints of the last record before each partition's `end` (reused from `start` where the
+        end did not move)."""
+        kept = {int(p): v for p, v in start.get("fingerprints", {}).items()}
+        prints = {p: kept[p] for p, o in end.items() if p in kept and fingerprint_offset(kept[p]) == o - 1}
+        missing = {p: o - 1 for p, o in end.items() if o > earliest.get(p, 0) and p not in prints}
+        return prints | self._fingerprints_at(missing)
+
+    def _bound_bytes(self, begin: dict[int, int], end: dict[int, int]) -> dict[int, int]:
+        """`end` shrunk so that the batch's estimated size stays within maxBytesPerBatch."""
+        ranges = {p: o for p, o in begin.items() if end[p] > o}
+        if self.max_bytes is None or not ranges:
+            return end
+        # Sizes from the end probe where it returned records (Tansu), else from a sample at the start.
+        means = {p: size for p, size in self._probe_sizes.items() if p in ranges}
+        unsampled = {p: o for p, o in ranges.items() if p not in means}
+        for p, records in self._records_from(unsampled).items():
+            means[p] = sum(record_bytes(r) for r in records) / len(records)
+        return bound_bytes(begin, end, means, self.max_bytes)
 
     def _on_replaced(self, start: dict, landed: dict[int, int], bounds: Bounds) -> None:
         """Count what the old log held beyond `landed`; alert (and go on) or stop, by policy."""
         old_id = str(start.get("topic_id") or "")
-        change = LogChange(self.topic, old_id, bounds.topic_id, lost_messages(self.ends.seen(old_id), landed))
+        lost = lost_messages(self.ends.seen(old_id, fresh=True), landed)
+        new_id = bounds.topic_id
+        if not old_id or not new_id:
+            # No ids: old and new log share one record of ends, which starts afresh with the new log;
+            # the change is named by the last records read of the old log and the first of the new.
+            old_id = "last " + ",".join(sorted(start.get("fingerprints", {}).values()))
+            firsts = self._fingerprints_at({p: o for p, o in bounds.earliest.items() if bounds.latest[p] > o})
+            new_id = "first " + ",".join(f"{p}@{v}" for p, v in sorted(firsts.items()))
+            self.ends.forget("")
+            self.ends.raise_unidentified(bounds.latest, self._fingerprints_at)
+        change = LogChange(self.topic, old_id, new_id, lost)
         self.ends.record_change(change, self.loss_policy)
         if change.total and self.loss_policy == "fail":
             raise SourceDataLoss(change.message())
 
-    def _offset(self, positions: dict[int, int], topic_id: str = "", log_start: dict | None = None) -> dict:
+    def _offset(
+        self,
+        positions: dict[int, int],
+        topic_id: str = "",
+        log_start: dict | None = None,
+        fingerprints: dict[int, str] | None = None,
+    ) -> dict:
         offset: dict = {"topic": self.topic, "partitions": {str(p): o for p, o in sorted(positions.items())}}
         if topic_id:
             offset["topic_id"] = topic_id
+        if fingerprints:
+            # A broker without topic ids: the last record read per partition identifies the log.
+            offset["fingerprints"] = {str(p): v for p, v in sorted(fingerprints.items())}
         if log_start is not None:
             # First offsets of a new log: the batch ending here reads from them (see `partitions`).
             offset["log_start"] = {str(p): o for p, o in sorted(log_start.items())}
@@ -376,7 +475,8 @@ class KafkaStreamReader(DataSourceStreamReader):
 
     def initialOffset(self) -> dict:
         bounds = self.log_bounds()
-        return self._offset(bounds.earliest, bounds.topic_id)
+        prints = None if bounds.topic_id else self._fingerprints({}, bounds.earliest, bounds.earliest)
+        return self._offset(bounds.earliest, bounds.topic_id, fingerprints=prints)
 
     def getDefaultReadLimit(self) -> ReadLimit:
         return ReadMaxRows(self.max_records) if self.max_records else ReadAllAvailable()
@@ -395,7 +495,14 @@ class KafkaStreamReader(DataSourceStreamReader):
         # Partitions added since the last batch start at their earliest offset.
         begin = {p: begin.get(p, bounds.earliest[p]) for p in bounds.latest}
         end = admit(begin, bounds.latest, limit.max_rows) if isinstance(limit, ReadMaxRows) else bounds.latest
-        return self._offset(end, bounds.topic_id, log_start)
+        end = self._bound_bytes(begin, end)
+        if bounds.topic_id:
+            return self._offset(end, bounds.topic_id, log_start)
+        if replaced is None and self._identity_unknown:
+            # The log's identity could not be checked in time (a busy broker): read nothing yet.
+            end = dict(begin)
+        prints = self._fingerprints({} if log_start else start, end, bounds.earliest)
+        return self._offset(end, "", log_start, prints)
 
     def partitions(self, start: dict, end: dict) -> Sequence[InputPartition]:
         finish = self._positions(end)
@@ -431,9 +538,10 @@ class KafkaStreamReader(DataSourceStreamReader):
         """Offsets live in Spark's checkpoint, not in a consumer group: nothing to do."""
 
     def stop(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
+        for consumer in (self._consumer, self._sampler):
+            if consumer is not None:
+                consumer.close()
+        self._consumer = self._sampler = None
 
 
 def admit(begin: dict[int, int], latest: dict[int, int], max_rows: int) -> dict[int, int]:
@@ -455,10 +563,29 @@ def admit(begin: dict[int, int], latest: dict[int, int], max_rows: int) -> dict[
     return end
 
 
+def bound_bytes(
+    begin: dict[int, int], end: dict[int, int], mean_bytes: dict[int, float], max_bytes: int
+) -> dict[int, int]:
+    """End offsets whose estimated size (records x the partition's mean record size) fits `max_bytes`:
+    every range shrunk by the same factor, but one record at least, so an oversized record still moves
+    the stream. A partition without a sample counts at the largest mean sampled."""
+    fallback = max(mean_bytes.values(), default=0.0)
+    sizes = {p: (end[p] - begin[p]) * mean_bytes.get(p, fallback) for p in end}
+    total = sum(sizes.values())
+    if total <= max_bytes:
+        return dict(end)
+    factor = max_bytes / total
+    bounded = {p: begin[p] + int((end[p] - begin[p]) * factor) for p in end}
+    if bounded == {p: begin[p] for p in end}:
+        widest = max(end, key=lambda p: (end[p] - begin[p], -p))
+        bounded[widest] += 1
+    return bounded
+
+
 class KafkaSource(DataSource):
     """Options: ``bootstrap`` (host:port,...), ``topic``, optional ``maxRecordsPerBatch``,
-    ``maxPartitions`` (input partitions per micro-batch at most) and ``security`` (JSON of kafka-python's
-    SASL/TLS arguments)."""
+    ``maxBytesPerBatch``, ``maxPartitions`` (input partitions per micro-batch at most), ``lossPolicy`` and
+    ``security`` (JSON of kafka-python's SASL/TLS arguments)."""
 
     @classmethod
     def name(cls) -> str:
@@ -519,6 +646,7 @@ def _python_source_stream(spark, settings, topic: str, source: type[KafkaSource]
         .option("security", json.dumps(kafka_security(settings), sort_keys=True))
         .option("topic", topic)
         .option("maxRecordsPerBatch", str(settings.stream_max_records_per_batch))
+        .option("maxBytesPerBatch", str(settings.stream_max_bytes_per_batch))
         .option("maxPartitions", str(spark.sparkContext.defaultParallelism))
         .option("lossPolicy", settings.stream_loss_policy_resolved)
         .load()

@@ -6,6 +6,8 @@ start of the new log. So the source stores the broker's topic id with its offset
 the highest end offset anyone saw per (topic, topic id, partition) in ops.kafka_log_ends (never lower).
 When the id changes, `end seen - checkpointed offset` per partition is the exact number of messages of
 the old log that never landed; `LossPolicy` decides whether the query goes on (alert) or stops (fail).
+A broker without topic ids has one record of ends ('') per topic, kept with the fingerprint of its last
+record and raised only while the log still holds it (`raise_unidentified`).
 
 `probe_real_ends` is the one place that corrects the embedded broker's under-reported end offsets; the
 source's planner and the dashboard's consumer lag both use it (kafka-python only, no Spark).
@@ -14,10 +16,12 @@ source's planner and the dashboard's consumer lag both use it (kafka-python only
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
+
+from spark.record_probe import fingerprint_offset, record_bytes
 
 LossPolicy = Literal["alert", "fail"]
 ALERT_SOURCE = "speed_layer"
@@ -31,12 +35,15 @@ def topic_id_of(consumer, topic: str) -> str:
     return "" if text in _NO_TOPIC_ID else text
 
 
-def probe_real_ends(consumer, tps: list, reported: dict, timeout_ms: int) -> dict:
+def probe_real_ends(
+    consumer, tps: list, reported: dict, timeout_ms: int, mean_bytes: dict[int, float] | None = None
+) -> dict:
     """True end offsets from kafka-python's `end_offsets` answer (`reported`): the embedded broker (Tansu,
     memory storage) reports the base offset of a partition's last record batch as its end offset, so
     records of that last batch would look unwritten. A fetch at the reported offset returns that batch;
     its last offset + 1 is the real end. Against Apache Kafka the fetch returns nothing and the reported
-    offsets stand. Assigns `consumer` to `tps`."""
+    offsets stand. Assigns `consumer` to `tps`. The records fetched also give each partition's mean record
+    size, put into `mean_bytes` when given (the source's byte bound), without another fetch."""
     from kafka import TopicPartition
 
     consumer.assign(tps)
@@ -47,6 +54,8 @@ def probe_real_ends(consumer, tps: list, reported: dict, timeout_ms: int) -> dic
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
             ends[tp] = max(ends[tp], record.offset + 1)
+        if records and mean_bytes is not None:
+            mean_bytes[records[0].partition] = sum(record_bytes(r) for r in records) / len(records)
     return ends
 
 
@@ -120,17 +129,60 @@ class LogEnds:
         known.update(higher)
         return dict(known)
 
-    def seen(self, topic_id: str) -> dict[int, int]:
-        if topic_id not in self._seen:
-            rows: list[tuple[int, int]] = []
-            if self.dsn:
-                with self._connect() as conn:
-                    rows = conn.execute(
-                        "select kafka_partition, end_offset from ops.kafka_log_ends"
-                        " where topic = %s and topic_id = %s",
-                        (self.topic, topic_id),
-                    ).fetchall()
-            self._seen[topic_id] = dict(rows)
+    def raise_unidentified(
+        self, ends: dict[int, int], last_records: Callable[[dict[int, int]], dict[int, str]]
+    ) -> None:
+        """A broker without topic ids: raise the ends of the one log it has ('') only while that log still
+        holds the last record recorded with them, so a recreated log never raises the old log's ends and
+        the lost count stays exact. `last_records(offsets)` fingerprints the broker's records at `offsets`
+        (a partition it could not read in time is left out, and not raised)."""
+        if not self.dsn:
+            return
+        rows = {p: (end, last) for p, end, last in self._rows("")}
+        higher = {p: e for p, e in ends.items() if e > rows.get(p, (-1, None))[0]}
+        stored = {p: rows[p][1] for p in higher if p in rows and rows[p][1]}
+        if not higher:
+            return
+        current = last_records({p: fingerprint_offset(last) for p, last in stored.items()})
+        if any(current.get(p, last) != last for p, last in stored.items()):
+            return  # another log: the planner counts the old one's loss, then forgets its ends
+        verified = {p: e for p, e in higher.items() if p not in stored or p in current}
+        lasts = last_records({p: e - 1 for p, e in verified.items()})
+        with self._connect() as conn:
+            conn.cursor().executemany(
+                """insert into ops.kafka_log_ends (topic, topic_id, kafka_partition, end_offset, last_record)
+                   values (%s, '', %s, %s, %s)
+                   on conflict (topic, topic_id, kafka_partition) do update set
+                       end_offset = excluded.end_offset, last_record = excluded.last_record, seen_at = now()
+                   where ops.kafka_log_ends.end_offset < excluded.end_offset""",
+                [(self.topic, p, e, lasts[p]) for p, e in verified.items() if p in lasts],
+            )
+
+    def _rows(self, topic_id: str) -> list[tuple[int, int, str | None]]:
+        with self._connect() as conn:
+            return conn.execute(
+                "select kafka_partition, end_offset, last_record from ops.kafka_log_ends"
+                " where topic = %s and topic_id = %s",
+                (self.topic, topic_id),
+            ).fetchall()
+
+    def forget(self, topic_id: str) -> None:
+        """Drop the ends seen of `topic_id`: on a broker without ids ('') a new log starts its own."""
+        if self.dsn:
+            with self._connect() as conn:
+                conn.execute(
+                    "delete from ops.kafka_log_ends where topic = %s and topic_id = %s",
+                    (self.topic, topic_id),
+                )
+        self._seen.pop(topic_id, None)
+
+    def seen(self, topic_id: str, fresh: bool = False) -> dict[int, int]:
+        """Highest ends seen of a log. `fresh` (and a broker without ids, '') reads them from the
+        database: the job's watcher thread raises them there while the planner waits on a batch, so a
+        count of lost messages must not use this planner's own last view."""
+        if fresh or topic_id == "" or topic_id not in self._seen:
+            rows = self._rows(topic_id) if self.dsn else []
+            self._seen[topic_id] = {p: end for p, end, _ in rows}
         return self._seen[topic_id]
 
     def record_change(self, change: LogChange, policy: LossPolicy) -> None:

@@ -86,6 +86,27 @@ def _await_initialized(query: StreamingQuery, timeout_s: float = 180.0) -> Strea
     return query
 
 
+# Spark gives a Python source's planner process a fixed 10 s to connect back (not configurable); on a
+# loaded machine it can miss that even with the queries started one after another.
+_PLANNER_MISSED = "Python worker failed to connect back"
+_START_ATTEMPTS = 5
+
+
+def _start_raw_query(spark: SparkSession, writer) -> StreamingQuery:
+    """Start a Kafka-reading query, again if only its planner's connect-back timed out: that is the
+    machine's load, not the query's fault, and needs no restart of the job (nor its failure count)."""
+    query = _await_initialized(writer.start())
+    attempt = 1
+    while not query.isActive and attempt < _START_ATTEMPTS and _PLANNER_MISSED in str(query.exception()):
+        log.warning("query %s: its planner missed the connect-back; starting it again", query.name)
+        # The failed start must not end `awaitAnyTermination` in `run`.
+        spark.streams.resetTerminated()
+        time.sleep(2.0 * attempt)
+        attempt += 1
+        query = _await_initialized(writer.start())
+    return query
+
+
 def _trigger(writer, seconds: float):
     return writer.trigger(processingTime=f"{seconds} seconds") if seconds > 0 else writer
 
@@ -133,7 +154,7 @@ def start_queries(
             .foreachBatch(sink)
             .option("checkpointLocation", checkpoint(settings, name))
         )
-        queries.append(_await_initialized(_trigger(writer, trigger_s).start()))
+        queries.append(_start_raw_query(spark, _trigger(writer, trigger_s)))
     for name, dataset in ((LAKE_TRANSACTIONS, "transactions"), (LAKE_REFUNDS, "refunds")):
         if name in names:
             lake_query = start_lake_query(

@@ -107,12 +107,39 @@ def lake_count(spark: SparkSession, path: Path) -> int:
     return spark.read.parquet(str(path)).count()
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 240, what: str = "condition") -> None:
+def wait_for(
+    condition: Callable[[], bool],
+    timeout_s: float = 240,
+    what: str = "condition",
+    progress: Callable[[], object] | None = None,
+    job: subprocess.Popen | None = None,
+    log: Path | None = None,
+) -> None:
+    """Poll `condition` until true. With `progress`, `timeout_s` counts from the last change of its
+    value: a loaded machine that keeps moving is waited for, a stuck stream is not. With `job`, fail at
+    once when that process has ended (quoting the end of its `log`)."""
     deadline = time.monotonic() + timeout_s
+    last = progress() if progress else None
     while not condition():
+        if job is not None and job.poll() is not None:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-60:]) if log else ""
+            raise AssertionError(
+                f"the streaming job exited ({job.returncode}) while waiting for {what}\n{tail}"
+            )
+        if progress is not None and (now := progress()) != last:
+            last, deadline = now, time.monotonic() + timeout_s
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+            stalled = " without progress" if progress else ""
+            raise AssertionError(f"timed out after {timeout_s:.0f}s{stalled} waiting for {what}")
         time.sleep(0.5)
+
+
+def stream_progress(settings: Settings) -> object:
+    """What changes while the stream works: its committed batches and progress events."""
+    return scalar(
+        settings,
+        "select ((select count(*) from ops.sink_commits), (select count(*) from ops.stream_progress))::text",
+    )
 
 
 def scalar(settings: Settings, query: str, params: tuple = ()) -> object:

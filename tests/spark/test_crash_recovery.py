@@ -23,6 +23,7 @@ from tests.spark.conftest import (
     scalar,
     start_job,
     stop_job,
+    stream_progress,
     truncate_speed_tables,
     wait_for,
 )
@@ -32,6 +33,7 @@ from tests.spark.test_streaming_job import METRICS_MISMATCHES
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.timeout(1800)  # its waits end on a stalled or dead job, not on a slow one
 def test_sigkill_twice_then_restart_loses_and_duplicates_nothing(
     platform: Settings, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -53,25 +55,38 @@ def test_sigkill_twice_then_restart_loses_and_duplicates_nothing(
         send_events(
             settings, part, [r for r in refunds if r.transaction_id in {b.transaction_id for b in part}]
         )
-        job = start_job(settings, log)
         before = committed()
-        wait_for(lambda before=before: committed() > before, timeout_s=300, what="a commit before the kill")
+        job = start_job(settings, log)
+        # No deadline on a slow start (JVM, queries, workers on a loaded machine): only on the job ending.
+        wait_for(
+            lambda before=before: committed() > before,
+            timeout_s=900,
+            what="a commit before the kill",
+            job=job,
+            log=log,
+        )
         time.sleep(rng.uniform(0.0, 3.0))
         kill_hard(job)
 
     last = thirds[2]
     send_events(settings, last, [r for r in refunds if r.transaction_id in {b.transaction_id for b in last}])
     job = start_job(settings, log)
-    try:
+
+    def until(condition, what: str) -> None:
+        # Waits as long as the restarted job keeps committing batches; fails at once if it ends.
         wait_for(
-            lambda: scalar(settings, "select count(*) from raw.transactions") == len(baskets),
-            timeout_s=300,
-            what="every transaction after the restarts",
+            condition, timeout_s=300, what=what, progress=lambda: stream_progress(settings), job=job, log=log
         )
-        wait_for(lambda: scalar(settings, "select count(*) from raw.refunds") == len(refunds), what="refunds")
-        wait_for(lambda: scalar(settings, METRICS_MISMATCHES) == 0, what="metrics = recomputation")
+
+    try:
+        until(
+            lambda: scalar(settings, "select count(*) from raw.transactions") == len(baskets),
+            "every transaction after the restarts",
+        )
+        until(lambda: scalar(settings, "select count(*) from raw.refunds") == len(refunds), "refunds")
+        until(lambda: scalar(settings, METRICS_MISMATCHES) == 0, "metrics = recomputation")
         transactions_lake = Path(dataset_path(settings, "transactions"))
-        wait_for(lambda: lake_count(spark, transactions_lake) >= len(baskets), what="lake")
+        until(lambda: lake_count(spark, transactions_lake) >= len(baskets), "lake")
     finally:
         stop_job(job)
 
