@@ -44,7 +44,7 @@ late_minutes as (
 
     select
         late_events.event_minute,
-        sum(late_events.late_events) as late_events,
+        sum(late_events.late_events)::bigint as late_events,
         max(late_events.updated_at) as counted_at
 
     from {{ ref('stg_ops__late_events') }} as late_events
