@@ -337,9 +337,8 @@ def marts_task_group(
     from retail.stack.airflow import POSTGRES_CONN_ID
 
     env = {
-        # Sessions in UTC (dbt snapshots stamp zone-less times), the grants' role, no phoning home.
+        # Sessions in UTC (dbt snapshots stamp zone-less times), no phoning home.
         "PGTZ": "UTC",
-        "RETAIL_DBT_ANALYST_ROLE": settings.pg_analyst_user,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_VERSION_CHECK": "false",
     }

@@ -65,7 +65,6 @@ def profile_env(settings: Settings, project_dir: Path = DBT_PROJECT_DIR) -> dict
         "RETAIL_DBT_USER": settings.pg_writer_user,
         "DBT_ENV_SECRET_RETAIL_DBT_PASSWORD": password,
         "RETAIL_DBT_SCHEMA": "marts",
-        "RETAIL_DBT_ANALYST_ROLE": settings.pg_analyst_user,
     }
 
 

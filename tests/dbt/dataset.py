@@ -16,6 +16,7 @@ FACT_TABLES = (
     "speed.product_metrics_minute",
     "batch.product_metrics_minute",
     "batch.closed_hours",
+    "ops.late_events",
 )
 
 STORES = [
@@ -75,6 +76,8 @@ SPEED_ROWS = [
     ("2026-11-02 15:00:00+00", "P3", 0, "0.00", "0.00", 0, 1, "4.00"),
 ]
 CLOSED_HOURS = [("2026-11-02 10:00:00+00", "b1")]
+# The stream counted the unit it missed at 10:20 as a late event.
+LATE_EVENTS = [("2026-11-02 10:20:00+00", "transactions", 1)]
 LANDING_COLUMNS = (
     ("raw.transactions", "ingested_at"),
     ("raw.transaction_items", "ingested_at"),
@@ -82,6 +85,7 @@ LANDING_COLUMNS = (
     ("speed.product_metrics_minute", "updated_at"),
     ("batch.product_metrics_minute", "computed_at"),
     ("batch.closed_hours", "closed_at"),
+    ("ops.late_events", "updated_at"),
 )
 
 
@@ -109,14 +113,18 @@ def insert_refund(conn: psycopg.Connection, refund: tuple) -> None:
     )
 
 
+DBT_SCHEMAS = ("staging", "intermediate", "snapshots", "marts")
+
+
 def drop_marts(conn: psycopg.Connection) -> None:
-    """Everything dbt built in marts (views first: they depend on tables)."""
+    """Everything dbt built, in every layer's schema (views first: they depend on tables)."""
     relations = conn.execute(
-        "select c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace"
-        " where n.nspname = 'marts' and c.relkind in ('r', 'v') order by c.relkind desc"
+        "select n.nspname, c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = any(%s) and c.relkind in ('r', 'v') order by c.relkind desc",
+        (list(DBT_SCHEMAS),),
     ).fetchall()
-    for name, kind in relations:
-        conn.execute(f'drop {"view" if kind == "v" else "table"} if exists marts."{name}" cascade')
+    for schema, name, kind in relations:
+        conn.execute(f'drop {"view" if kind == "v" else "table"} if exists {schema}."{name}" cascade')
 
 
 def load_dataset(conn: psycopg.Connection) -> None:
@@ -144,6 +152,9 @@ def load_dataset(conn: psycopg.Connection) -> None:
         )
         cursor.executemany(
             "insert into batch.closed_hours (hour_start, batch_run_id) values (%s, %s)", CLOSED_HOURS
+        )
+        cursor.executemany(
+            "insert into ops.late_events (event_minute, topic, late_events) values (%s, %s, %s)", LATE_EVENTS
         )
     for basket in BASKETS:
         insert_basket(conn, basket)

@@ -5,6 +5,7 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         indexes=[{'columns': ['last_changed_at']}],
+        pre_hook="{{ delete_vanished_reconciliation_rows() }}",
     )
 }}
 
@@ -13,7 +14,10 @@
 -- events the stream dropped as late (see ops.late_events); deltas in open hours are expected (the
 -- batch layer has not recomputed them yet). Incremental: each run recomputes every product of the
 -- windows either layer wrote since the latest change the table holds (minus the lookback), and every
--- window of the hours closed since then.
+-- window of the hours closed since then, of the minutes with late events counted since then, and of
+-- the rows whose batch row vanished (a recompute found nothing there any more: the window is
+-- recomputed from the speed layer alone, or deleted by the pre-hook when neither layer has it).
+-- `explained_by_late_events` marks a closed hour's deltas that the stream's late events account for.
 
 with
 
@@ -36,6 +40,18 @@ closed_hours as (
 
 ),
 
+late_minutes as (
+
+    select
+        late_events.event_minute,
+        sum(late_events.late_events)::bigint as late_events,
+        max(late_events.updated_at) as counted_at
+
+    from {{ ref('stg_ops__late_events') }} as late_events
+    group by late_events.event_minute
+
+),
+
 {% if is_incremental() %}
 {% set cutoff = incremental_cutoff('last_changed_at') %}
 changed_hours as (
@@ -55,6 +71,21 @@ changed_windows as (
     from batch_metrics
     where batch_metrics.computed_at > {{ cutoff }}
         or date_trunc('hour', batch_metrics.window_start, 'UTC') in (select changed_hours.hour_start from changed_hours)
+    union
+    select late_minutes.event_minute
+    from late_minutes
+    where late_minutes.counted_at > {{ cutoff }}
+    union
+    -- Windows whose batch row vanished since the previous build (their speed rows, if any, remain).
+    select reconciliation.window_start
+    from {{ this }} as reconciliation
+    where reconciliation.has_batch_row
+        and not exists (
+            select 1
+            from batch_metrics
+            where batch_metrics.window_start = reconciliation.window_start
+                and batch_metrics.product_id = reconciliation.product_id
+        )
 
 ),
 {% endif %}
@@ -124,11 +155,26 @@ final as (
         compared.batch_units = compared.speed_units
             and compared.batch_gross_revenue = compared.speed_gross_revenue
             and compared.batch_refund_amount = compared.speed_refund_amount as is_matching,
-        greatest(compared.layers_changed_at, closed_hours.closed_at) as last_changed_at
+        -- The stream left late events out of the window and the batch layer counted them: in a closed
+        -- hour, a delta where the batch layer has more than the stream is what they explain.
+        closed_hours.hour_start is not null
+            and late_minutes.event_minute is not null
+            and not (
+                compared.batch_units = compared.speed_units
+                and compared.batch_gross_revenue = compared.speed_gross_revenue
+                and compared.batch_refund_amount = compared.speed_refund_amount
+            )
+            and compared.batch_units >= compared.speed_units
+            and compared.batch_gross_revenue >= compared.speed_gross_revenue
+            and compared.batch_refund_amount >= compared.speed_refund_amount as explained_by_late_events,
+        coalesce(late_minutes.late_events, 0) as late_events,
+        greatest(compared.layers_changed_at, closed_hours.closed_at, late_minutes.counted_at) as last_changed_at
 
     from compared
     left join closed_hours
         on date_trunc('hour', compared.window_start, 'UTC') = closed_hours.hour_start
+    left join late_minutes
+        on compared.window_start = late_minutes.event_minute
 
 )
 
