@@ -80,4 +80,5 @@ def test_system_deps_without_root_fail_in_one_line_with_the_command(tmp_path: Pa
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert "as root run: apt-get update && apt-get install -y --no-install-recommends docker-compose" in lines[0]
+    assert "as root run: apt-get update && apt-get install -y --no-install-recommends" in lines[0]
+    assert "docker-compose chromium chromium-driver" in lines[0]
