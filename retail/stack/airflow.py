@@ -347,14 +347,18 @@ def services(settings: Settings) -> list[Service]:
             port=settings.airflow_port,
             port_setting="RETAIL_AIRFLOW_PORT",
             url=settings.airflow_url,
+            # Running tasks report their final state to it: it stops after the other three.
+            needed_by_later=True,
             **common,
         ),
         Service(
             name="airflow-scheduler",
             command=[*airflow, "scheduler"],
             health_check=lambda: _component_healthy(settings, "scheduler"),
-            # Running tasks get the time to finish their current statement and report back.
-            stop_wait_s=60,
+            # SIGTERM reaches the whole process group: running tasks stop at once and are marked for
+            # retry. The scheduler itself then waits on its idle LocalExecutor workers and never exits
+            # (killed after 48 s when measured); nothing is left to wait for after a few seconds.
+            stop_wait_s=5,
             **common,
         ),
         Service(
