@@ -71,6 +71,8 @@ def main() -> None:
         "RETAIL_SPARK_UI_PORT": str(free_port()),
         "RETAIL_DBT_DOCS_PORT": str(free_port()),
         "RETAIL_DASHBOARD_PORT": str(free_port()),
+        # Measure a slow start rather than fail it (a shared 2-core machine can take minutes).
+        "RETAIL_HEALTH_TIMEOUT_S": os.environ.get("RETAIL_HEALTH_TIMEOUT_S", "600"),
     }
     for name in ("RETAIL_PG_URL", "RETAIL_KAFKA_BOOTSTRAP"):
         env.pop(name, None)
