@@ -1,16 +1,19 @@
 # Two commands run everything (see README "Quick start"):
-#   make demo   install into .venv and bring the whole platform up with demo data
-#   make test   install into .venv and run the full test suite (what CI runs)
+#   make demo   install into .venv and bring the whole platform up with demo data (no root, no apt)
+#   make test   also install the tests' system packages (apt, as root), then run the full suite (CI)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PRECOMPILED := pyspark pandas pyarrow numpy kafka psycopg psycopg2 pydantic pydantic_core
 
-.PHONY: install demo test soak lint format bench down clean
+.PHONY: install system-deps demo test soak lint format bench down clean
 
-$(STAMP): pyproject.toml requirements.lock scripts/install-system-deps.sh
-	bash scripts/install-system-deps.sh
+# Everything that runs the platform comes from wheels into .venv (PostgreSQL, the Kafka broker, Java,
+# Spark): this target never needs root, apt or sudo.
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 13))' 2>/dev/null || \
+		{ echo "error: needs Python 3.11 or 3.12 as $(PYTHON); install one and run e.g. make PYTHON=python3.11" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
@@ -23,10 +26,14 @@ $(STAMP): pyproject.toml requirements.lock scripts/install-system-deps.sh
 
 install: $(STAMP)
 
+# System packages only the tests use (chromium, chromium-driver, a compose client); apt-get as root.
+system-deps:
+	bash scripts/install-system-deps.sh
+
 demo: install
 	$(BIN)/retail demo
 
-test: install
+test: install system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -180,8 +180,10 @@ class Settings(BaseSettings):
     product_catalog_csv: Path = PROJECT_ROOT / "db" / "data" / "product_catalog.csv"
     store_locations_csv: Path = PROJECT_ROOT / "db" / "data" / "store_locations.csv"
 
-    # How long `retail up` waits for each service's health check.
-    health_timeout_s: float = Field(default=60.0, gt=0)
+    # How long `retail up` waits for each service's health check: only a bound on failure (a healthy
+    # service returns at once). A first `make demo` on a busy 2-core machine took 99 s for Airflow's
+    # api-server alone, past the former 60 s.
+    health_timeout_s: float = Field(default=180.0, gt=0)
 
     # Days of simulated history `retail demo` backfills into Kafka on its first run.
     demo_days: float = Field(default=14.0, gt=0, le=3650)

@@ -48,5 +48,6 @@ def service(settings: Settings) -> Service:
         port=settings.kafka_port,
         port_setting="RETAIL_KAFKA_PORT",
         url=settings.bootstrap_servers,
+        needed_by_later=True,
         on_ready=lambda: ensure_topics(settings),
     )

@@ -163,6 +163,7 @@ def service(settings: Settings) -> Service:
         port_setting="RETAIL_PG_PORT",
         url=f"postgresql://{settings.pg_analyst_user}@{host}:{port}/{settings.pg_database}",
         user=run_as_user(),
+        needed_by_later=True,
         # Fast shutdown: roll back open transactions instead of waiting for clients to leave.
         stop_signal="INT",
     )

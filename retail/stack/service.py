@@ -22,7 +22,12 @@ class Service:
     directory: str | None = None
     # Exit statuses supervisord does not restart (a service that gave up on purpose).
     expected_exit_codes: tuple[int, ...] = (0,)
+    # Later services need this one running to start and to stop cleanly (PostgreSQL, the broker, the
+    # api-server the Airflow processes report to). It splits the stack into waves: `up` starts the
+    # services between two such ones together, and `down` stops them together, in reverse order.
+    needed_by_later: bool = False
     stop_signal: str = "TERM"
-    stop_wait_s: int = 30
+    # Seconds between the stop signal and SIGKILL (supervisord's stopwaitsecs).
+    stop_wait_s: int = 10
     # Runs once after the first successful health check of an `up` (migrations, topics).
     on_ready: Callable[[], None] | None = None

@@ -1,9 +1,11 @@
 """`up`, `down` and `status` of the local stack.
 
-Services start in order (PostgreSQL, Kafka, then the stage services of later issues), each only after
-the previous one passed its health check. A service already running is checked, not restarted, so a
-second `up` is harmless. External servers (RETAIL_PG_URL, RETAIL_KAFKA_BOOTSTRAP) are not started but
-are health-checked and prepared (migrations, topics) the same way.
+Services start in order (PostgreSQL, Kafka, then the stage services), in waves: those between two
+services that later ones need (`Service.needed_by_later`) start together, and the next wave starts once
+all of them passed their health checks. `down` stops the waves in reverse order, each wave at once.
+A service already running is checked, not restarted, so a second `up` is harmless. External servers
+(RETAIL_PG_URL, RETAIL_KAFKA_BOOTSTRAP) are not started but are health-checked and prepared
+(migrations, topics) the same way.
 """
 
 from __future__ import annotations
@@ -61,6 +63,17 @@ def services(settings: Settings) -> list[Service]:
     if settings.dashboard_enabled:
         supervised.append(dashboard.service(settings))
     return supervised
+
+
+def waves(supervised: list[Service]) -> list[list[Service]]:
+    """The start order cut after each service later ones need: `up` starts a wave's services together
+    and waits for them before the next wave; `down` stops the waves in reverse, each wave at once."""
+    cut: list[list[Service]] = [[]]
+    for service in supervised:
+        cut[-1].append(service)
+        if service.needed_by_later:
+            cut.append([])
+    return [wave for wave in cut if wave]
 
 
 def _prepare_postgres(settings: Settings) -> None:
@@ -151,20 +164,22 @@ def up(settings: Settings, report: Callable[[str], None] = print) -> Settings:
     # A program whose configuration changed (e.g. a RETAIL_* setting passed to Airflow) was just stopped
     # and re-added by start_daemon: it must be started again, not reported as already running.
     running = {info.name for info in supervisor.all_info() if info.state in {"RUNNING", "STARTING"}}
-    for service in supervised:
-        if service.name in running:
-            report(f"{service.name}: already running")
-        else:
-            supervisor.start(service.name)
+    for wave in waves(supervised):
+        for service in wave:
+            if service.name in running:
+                report(f"{service.name}: already running")
+            else:
+                supervisor.start(service.name, wait=False)
+        for service in wave:
 
-        def alive(name: str = service.name) -> bool:
-            info = supervisor.info(name)
-            return info is not None and info.state in {"RUNNING", "STARTING", "BACKOFF"}
+            def alive(name: str = service.name) -> bool:
+                info = supervisor.info(name)
+                return info is not None and info.state in {"RUNNING", "STARTING", "BACKOFF"}
 
-        wait_healthy(service.name, service.health_check, settings.health_timeout_s, alive)
-        if service.on_ready:
-            _prepare(service.name, service.on_ready)
-        report(f"{service.name}: healthy")
+            wait_healthy(service.name, service.health_check, settings.health_timeout_s, alive)
+            if service.on_ready:
+                _prepare(service.name, service.on_ready)
+            report(f"{service.name}: healthy")
     return settings
 
 
@@ -186,7 +201,12 @@ def down(settings: Settings, report: Callable[[str], None] = lambda line: None) 
     states = {info.name: info.state for info in supervisor.all_info()}
     if settings.embedded_kafka and states.get("kafka") == "RUNNING" and states.get("stream") == "RUNNING":
         report(drain(settings, settings.stream_drain_timeout_s, report).summary())
-    supervisor.shutdown()
+    took: dict[str, float] = {}
+    for wave in reversed(waves(services(settings))):
+        took.update(supervisor.stop_together([service.name for service in wave]))
+    if took:
+        report("stopped: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in took.items()))
+    supervisor.shutdown()  # anything the configuration no longer lists, then supervisord itself
     return True
 
 

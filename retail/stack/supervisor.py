@@ -23,6 +23,7 @@ from retail.stack.service import Service
 
 RUNNING_STATES = {"RUNNING"}
 STARTING_STATES = {"STARTING", "BACKOFF"}
+_ALIVE = RUNNING_STATES | STARTING_STATES
 
 
 @dataclass(frozen=True)
@@ -183,9 +184,10 @@ class Supervisor:
             last_error=last_error,
         )
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, wait: bool = True) -> None:
+        """Start one program; without `wait`, return once spawned instead of after its startsecs."""
         try:
-            self._rpc.supervisor.startProcess(name, True)
+            self._rpc.supervisor.startProcess(name, wait)
         except xmlrpc.client.Fault as fault:
             if "ALREADY_STARTED" in fault.faultString:
                 return
@@ -199,8 +201,27 @@ class Supervisor:
             if "NOT_RUNNING" not in fault.faultString and "BAD_NAME" not in fault.faultString:
                 raise
 
+    def stop_together(self, names: list[str], timeout_s: float = 120.0) -> dict[str, float]:
+        """Signal every named process at once and wait until all are down (supervisord kills one after its
+        stopwaitsecs); seconds each took, for the running ones. One slow service then costs its own stop
+        time, not the sum of all."""
+        started = time.monotonic()
+        pending = {info.name for info in self.all_info() if info.name in names and info.state in _ALIVE}
+        for name in sorted(pending):
+            self._rpc.supervisor.stopProcess(name, False)
+        took: dict[str, float] = {}
+        while pending and time.monotonic() - started < timeout_s:
+            states = {info.name: info.state for info in self.all_info()}
+            for name in [name for name in pending if states.get(name) not in _ALIVE | {"STOPPING"}]:
+                took[name] = time.monotonic() - started
+                pending.discard(name)
+            time.sleep(0.1)
+        if pending:
+            raise StackError(f"{', '.join(sorted(pending))} did not stop within {timeout_s:.0f}s")
+        return took
+
     def shutdown(self, timeout_s: float = 60.0) -> None:
-        """Stop every service (in reverse start order), then supervisord itself."""
+        """Stop every service still running (in reverse start order), then supervisord itself."""
         if not self.is_running():
             return
         self._rpc.supervisor.stopAllProcesses(True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 from uuid import uuid4
@@ -144,7 +145,10 @@ def test_down_keeps_data_and_up_brings_it_back(tmp_path: Path) -> None:
         settings = stack.up(settings, report=lambda line: None)
         with psycopg.connect(settings.writer_dsn, autocommit=True) as conn:
             conn.execute("insert into ops.alerts (source, severity, message) values ('test', 'info', 'kept')")
-        assert stack.down(settings) is True
+        reported: list[str] = []
+        assert stack.down(settings, report=reported.append) is True
+        # Reverse start order, one wave at a time, each service's stop time reported.
+        assert re.fullmatch(r"stopped: kafka \d+\.\ds, postgres \d+\.\ds", reported[-1]), reported
         assert {state for state, _ in states(settings).values()} == {"down"}
         assert (settings.pg_data_dir / "PG_VERSION").is_file()
 

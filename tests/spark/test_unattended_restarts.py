@@ -107,7 +107,9 @@ def test_three_down_up_cycles_land_every_event_once(stack_settings: Settings) ->
         wait_for(lambda: landed(settings) >= 100, what="events before the down")
         produced |= produce(settings, 300, rng)  # likely not all landed when `down` starts
         assert stack.down(settings, report=reports.append)
-        assert "drained" in reports[-1] and "NOT" not in reports[-1], reports
+        drain_summary = [line for line in reports if line.startswith("stream: ")][-1]
+        assert "drained" in drain_summary and "NOT" not in drain_summary, reports
+        assert reports[-1].startswith("stopped: "), reports  # after the drain, never before
         stack.up(settings, report=lambda line: None)
         produced |= produce(settings, 100, rng)
     wait_for(lambda: landed(settings) == len(produced), timeout_s=300, what="every event after 3 restarts")
