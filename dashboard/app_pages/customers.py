@@ -73,7 +73,7 @@ def clusters() -> None:
             x=alt.X("frequency:Q", scale=alt.Scale(type="log"), title="Baskets"),
             y=alt.Y("monetary:Q", scale=alt.Scale(type="symlog"), title="Net value"),
             color=alt.Color("cluster_label:N", title="Cluster"),
-            tooltip=["customer_id", "recency_hours", "frequency", "monetary", "cluster_label"],
+            tooltip=["customer_id:N", "recency_hours:Q", "frequency:Q", "monetary:Q", "cluster_label:N"],
         ),
         right,
     )
@@ -95,7 +95,7 @@ def transitions() -> None:
             x=alt.X("to_segment:N", title="Latest run"),
             y=alt.Y("from_segment:N", title="A week earlier"),
             color=alt.Color("customers:Q"),
-            tooltip=["from_segment", "to_segment", "customers"],
+            tooltip=["from_segment:N", "to_segment:N", "customers:Q"],
         )
     )
     moved = moves[moves["from_segment"] != moves["to_segment"]]["customers"].sum()
