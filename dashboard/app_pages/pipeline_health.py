@@ -56,7 +56,7 @@ def streaming_queries() -> None:
         .mark_line()
         .encode(
             x=time_axis("reported_at"),
-            y=alt.Y("processed_rows_per_s:Q", title="Rows/s processed"),
+            y=alt.Y("processed_rows_per_s:Q", title="Rows/s processed (30 s average)"),
             color=alt.Color("query_name:N", title="Query"),
         )
     )
