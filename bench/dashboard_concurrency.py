@@ -1,14 +1,18 @@
 """Benchmark: 20 dashboard sessions at once over 1M line items, each page's p95 render time.
 
 Builds the data of bench/dashboard.py (its `prepare_data`: line items, refunds, a week of ops rows, the
-marts, two ML runs) in its own embedded PostgreSQL, starts the real dashboard (`streamlit run`, on a
-port of 27000-27999) and drives it as browsers do: one websocket session per viewer on
-`/_stcore/stream`, asking for a page (a `rerun_script` message) and timing until the server reports the
-script finished. Every viewer opens every page, in its own order, `--rounds` times; query caches expire
-on their own TTLs meanwhile (5 s live, 60 s rollups), as for real viewers. The baseline is the same with
-one session, in the same run, against the same server.
+marts, two ML runs) in its own embedded PostgreSQL, starts the real dashboard (`streamlit run`, on a port
+of 27000-27999, or of the thousand from --first-port) and drives it as browsers do: one websocket session
+per viewer on `/_stcore/stream`, asking for a page (a `rerun_script` message) and timing until the server
+reports the script finished. Every viewer opens every page, in its own order, `--rounds` times; query
+caches expire on their own TTLs meanwhile (5 s live, 60 s rollups), as for real viewers. The baseline is
+the same with one session, in the same run, against the same server.
 
     python bench/dashboard_concurrency.py [--quick] [--lines N] [--sessions 20] [--rounds 3]
+        [--first-port 27000] [--profile stacks.txt]
+
+--profile samples the server with py-spy (`pip install py-spy`) during the concurrent phase and writes
+its collapsed stacks (flamegraph.pl or speedscope read them): where the renders' time goes.
 
 Prints per-page p50/p95 for both, then one JSON line: max_p95_s (the slowest page's p95 with N
 sessions), p95_s (page -> seconds), baseline_p95_s (one session), sessions, rounds, line_items, load_avg.
@@ -24,6 +28,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -89,6 +94,7 @@ def start_dashboard(settings: Settings, port: int, log: Path) -> subprocess.Pope
             "--server.headless=true",
             "--server.fileWatcherType=none",
             "--browser.gatherUsageStats=false",
+            "--runner.postScriptGC=false",
         ],
         cwd=PROJECT_ROOT,
         env=environment,
@@ -106,6 +112,18 @@ def start_dashboard(settings: Settings, port: int, log: Path) -> subprocess.Pope
                 raise SystemExit(f"streamlit exited ({server.returncode}); see {log}") from None
             time.sleep(0.5)
     raise SystemExit(f"streamlit did not answer within 180 s; see {log}")
+
+
+def start_profiler(pid: int, output: Path) -> subprocess.Popen:
+    """py-spy sampling the server (every thread) while the sessions run: where its time goes."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(py_spy).exists():
+        raise SystemExit("--profile needs py-spy: `pip install py-spy` (or run without --profile)")
+    return subprocess.Popen(
+        [py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "50", "--output", str(output)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def page_name(page: str) -> str:
@@ -166,6 +184,8 @@ def main() -> None:
     parser.add_argument("--lines", type=int, help=f"line items (default {single.FULL_LINES:,})")
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3, help="times each viewer opens every page")
+    parser.add_argument("--first-port", type=int, default=27000, help="the dashboard's port range start")
+    parser.add_argument("--profile", type=Path, help="py-spy's collapsed stacks of the concurrent phase")
     args = parser.parse_args()
     target_lines = args.lines or (single.QUICK_LINES if args.quick else single.FULL_LINES)
     rounds = 1 if args.quick else args.rounds
@@ -176,12 +196,16 @@ def main() -> None:
     try:
         settings = stack.up(settings, report=lambda line: None)
         line_items = single.prepare_data(settings, target_lines, args.quick)
-        port = free_port()
+        port = free_port(args.first_port, args.first_port + 1000)
         server = start_dashboard(settings, port, state / "streamlit.log")
         asyncio.run(run_sessions(port, 1, 1))  # first touch: imports, the pool, PostgreSQL's buffers
         load_before = round(os.getloadavg()[0], 2)
         baseline = asyncio.run(run_sessions(port, 1, rounds))
+        profiler = start_profiler(server.pid, args.profile) if args.profile else None
         concurrent = asyncio.run(run_sessions(port, args.sessions, rounds))
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=120)
         load_after = round(os.getloadavg()[0], 2)
     finally:
         if server is not None:

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import queries
-from dashboard.components import count, local_time, money, panel
+from dashboard.components import chart, count, local_time, money, panel
 from dashboard.tables import table
 
 NO_RUN = "No segmentation run yet: build the marts (`retail dbt build`), then run `retail ml run`."
@@ -34,11 +34,11 @@ def segments() -> None:
     right.metric("Net value", money(summary["monetary"].sum()))
     st.subheader("Segments")
     first, second = st.columns(2)
-    first.altair_chart(
+    chart(
         alt.Chart(summary)
         .mark_bar()
         .encode(x=alt.X("customers:Q"), y=alt.Y("rfm_segment:N", sort="-x", title=None)),
-        width="stretch",
+        first,
     )
     with second:
         table(summary)
@@ -50,10 +50,11 @@ def segments() -> None:
 def distributions() -> None:
     st.subheader("R, F and M scores (1 = lowest, 5 = best)")
     scores = queries.score_distribution()
-    st.altair_chart(
+    chart(
         alt.Chart(scores)
         .mark_bar()
         .encode(x=alt.X("score:O"), y=alt.Y("customers:Q"), column=alt.Column("measure:N", title=None)),
+        width=None,
     )
 
 
@@ -65,16 +66,16 @@ def clusters() -> None:
     left, right = st.columns(2)
     with left:
         table(summary)
-    right.altair_chart(
+    chart(
         alt.Chart(sample)
         .mark_circle(size=18, opacity=0.6)
         .encode(
             x=alt.X("frequency:Q", scale=alt.Scale(type="log"), title="Baskets"),
             y=alt.Y("monetary:Q", scale=alt.Scale(type="symlog"), title="Net value"),
             color=alt.Color("cluster_label:N", title="Cluster"),
-            tooltip=["customer_id", "recency_hours", "frequency", "monetary", "cluster_label"],
+            tooltip=["customer_id:N", "recency_hours:Q", "frequency:Q", "monetary:Q", "cluster_label:N"],
         ),
-        width="stretch",
+        right,
     )
 
 
@@ -87,16 +88,15 @@ def transitions() -> None:
             "apart, so they appear once the daily runs span a week."
         )
         return
-    st.altair_chart(
+    chart(
         alt.Chart(moves)
         .mark_rect()
         .encode(
             x=alt.X("to_segment:N", title="Latest run"),
             y=alt.Y("from_segment:N", title="A week earlier"),
             color=alt.Color("customers:Q"),
-            tooltip=["from_segment", "to_segment", "customers"],
-        ),
-        width="stretch",
+            tooltip=["from_segment:N", "to_segment:N", "customers:Q"],
+        )
     )
     moved = moves[moves["from_segment"] != moves["to_segment"]]["customers"].sum()
     st.metric("Customers who changed segment", count(moved))

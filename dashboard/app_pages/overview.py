@@ -17,6 +17,7 @@ import streamlit as st
 from dashboard import queries
 from dashboard.components import (
     bucket_for,
+    chart,
     count,
     current_time,
     kpi,
@@ -87,7 +88,7 @@ def trend(scope: Scope) -> None:
     long = shown.melt("period", ["revenue", "refunds"], var_name="figure", value_name="amount")
     long["figure"] = long["figure"].map({"revenue": "Revenue", "refunds": "Refunds"})
     axis = time_axis("period") if bucket == "hour" else alt.X("period:O", title="Day (UTC)")
-    st.altair_chart(
+    chart(
         alt.Chart(long)
         .mark_line(point=True)
         .encode(
@@ -104,8 +105,7 @@ def trend(scope: Scope) -> None:
                 alt.Tooltip("figure:N", title="Figure"),
                 alt.Tooltip("amount:Q", title="Amount", format="$,.2f"),
             ],
-        ),
-        width="stretch",
+        )
     )
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import queries
-from dashboard.components import count, local_time, panel, time_axis, wall_clock
+from dashboard.components import chart, count, local_time, panel, time_axis, wall_clock
 from dashboard.consumer_lag import consumer_lag
 from dashboard.db import settings
 from dashboard.tables import table
@@ -51,15 +51,14 @@ def streaming_queries() -> None:
     table(latest)
     throughput = queries.stream_throughput()
     throughput["reported_at"] = wall_clock(throughput["reported_at"])
-    st.altair_chart(
+    chart(
         alt.Chart(throughput)
         .mark_line()
         .encode(
             x=time_axis("reported_at"),
-            y=alt.Y("processed_rows_per_s:Q", title="Rows/s processed"),
+            y=alt.Y("processed_rows_per_s:Q", title="Rows/s processed (30 s average)"),
             color=alt.Color("query_name:N", title="Query"),
-        ),
-        width="stretch",
+        )
     )
 
 
@@ -93,11 +92,10 @@ def rejects() -> None:
         st.metric("Late events", count(late["late_events"].sum()))
         if not late.empty:
             late["event_minute"] = wall_clock(late["event_minute"])
-            st.altair_chart(
+            chart(
                 alt.Chart(late)
                 .mark_bar()
-                .encode(x=time_axis("event_minute"), y="late_events:Q", color="topic:N"),
-                width="stretch",
+                .encode(x=time_axis("event_minute"), y="late_events:Q", color="topic:N")
             )
 
 

@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard import queries
 from dashboard.components import (
     bucket_for,
+    chart,
     count,
     money,
     panel,
@@ -53,16 +54,11 @@ def breakdown(scope: Scope) -> None:
         st.info("No refunds in this scope.")
         return
     first, second = st.columns(2)
-    first.altair_chart(bar(totals_by(detail, "reason"), "reason", "By reason"), width="stretch")
-    second.altair_chart(bar(totals_by(detail, "category"), "category", "By category"), width="stretch")
+    chart(bar(totals_by(detail, "reason"), "reason", "By reason"), first)
+    chart(bar(totals_by(detail, "category"), "category", "By category"), second)
     third, fourth = st.columns(2)
-    third.altair_chart(
-        bar(totals_by(detail, "product_name").head(15), "product_name", "Top products"),
-        width="stretch",
-    )
-    fourth.altair_chart(
-        bar(totals_by(detail, "store_name").head(15), "store_name", "Top stores"), width="stretch"
-    )
+    chart(bar(totals_by(detail, "product_name").head(15), "product_name", "Top products"), third)
+    chart(bar(totals_by(detail, "store_name").head(15), "store_name", "Top stores"), fourth)
 
 
 @panel
@@ -82,14 +78,13 @@ def rate_over_time(scope: Scope) -> None:
         wall_clock(series["period"]) if bucket == "hour" else series["period"].dt.tz_localize(None)
     )
     st.subheader(f"Refund rate per {bucket}")
-    st.altair_chart(
+    chart(
         alt.Chart(series)
         .mark_line(point=True)
         .encode(
             x=time_axis("period"),
             y=alt.Y("refund_rate:Q", title="Refund rate", axis=alt.Axis(format="%")),
-        ),
-        width="stretch",
+        )
     )
 
 

@@ -15,6 +15,7 @@ import streamlit as st
 from dashboard import queries
 from dashboard.components import (
     bucket_for,
+    chart,
     count,
     current_time,
     local_time,
@@ -49,11 +50,10 @@ def totals_and_products(scope: Scope) -> None:
     with chart_column:
         st.subheader("By category")
         categories = by_category(products)
-        st.altair_chart(
+        chart(
             alt.Chart(categories)
             .mark_bar()
-            .encode(x=alt.X("revenue:Q", title="Revenue"), y=alt.Y("category:N", sort="-x", title=None)),
-            width="stretch",
+            .encode(x=alt.X("revenue:Q", title="Revenue"), y=alt.Y("category:N", sort="-x", title=None))
         )
     with table_column:
         st.subheader("Top products")
@@ -70,10 +70,7 @@ def over_time(scope: Scope) -> None:
     if bucket == "hour":
         series["period"] = wall_clock(series["period"])
     period = alt.X("yearmonthdate(period):O", title="Day (UTC)") if bucket == "day" else time_axis("period")
-    st.altair_chart(
-        alt.Chart(series).mark_bar().encode(x=period, y=alt.Y("revenue:Q", title="Revenue")),
-        width="stretch",
-    )
+    chart(alt.Chart(series).mark_bar().encode(x=period, y=alt.Y("revenue:Q", title="Revenue")))
 
 
 # The live series shows the scope's last hours, up to now at most (a custom scope may end tomorrow).
@@ -94,7 +91,7 @@ def minute_windows(scope: Scope) -> None:
     series["revenue"] = series["revenue"].astype(float)
     series["window_start"] = wall_clock(series["window_start"])
     series["window"] = series["is_final"].map({True: "final (batch)", False: "provisional (stream)"})
-    st.altair_chart(
+    chart(
         alt.Chart(series)
         .mark_bar()
         .encode(
@@ -103,8 +100,7 @@ def minute_windows(scope: Scope) -> None:
             color=alt.Color("window:N", title="Window", scale=alt.Scale(range=["#1f77b4", "#ff7f0e"])),
             opacity=alt.condition(alt.datum.is_final, alt.value(1.0), alt.value(0.55)),
             tooltip=[time_tooltip("window_start", "Minute"), "revenue:Q", "units:Q", "window:N"],
-        ),
-        width="stretch",
+        )
     )
     provisional = int((~series["is_final"].astype(bool)).sum())
     st.caption(

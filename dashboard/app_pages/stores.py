@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import queries
-from dashboard.components import money, panel, scoped_page
+from dashboard.components import chart, money, panel, scoped_page
 from dashboard.tables import table
 from dashboard.time_scope import Scope
 
@@ -30,11 +30,10 @@ def performance(scope: Scope) -> None:
     columns = st.columns(max(len(regions), 1))
     for column, region in zip(columns, regions.itertuples(), strict=False):
         column.metric(f"{region.region} net revenue", money(region.net_revenue))
-    st.altair_chart(
+    chart(
         alt.Chart(regions)
         .mark_bar()
-        .encode(x=alt.X("net_revenue:Q", title="Net revenue"), y=alt.Y("region:N", sort="-x", title=None)),
-        width="stretch",
+        .encode(x=alt.X("net_revenue:Q", title="Net revenue"), y=alt.Y("region:N", sort="-x", title=None))
     )
     st.subheader("Store locations")
     biggest = max(stores["revenue"].max(), 1.0)

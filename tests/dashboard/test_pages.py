@@ -13,6 +13,8 @@ import pandas as pd
 import psycopg
 import pyarrow as pa
 import pytest
+from altair.utils.schemapi import validate_jsonschema
+from altair.vegalite.v6.schema.core import load_schema
 from streamlit.testing.v1 import AppTest
 
 from dashboard.components import count, delta, money, percent
@@ -24,6 +26,7 @@ from tests.dashboard.dataset import Dataset
 pytestmark = pytest.mark.integration
 
 SCOPES = [*RELATIVE_SCOPES, CUSTOM]
+VEGA_LITE_SCHEMA = load_schema()
 _BOUNDS = re.compile(r"Scope: (\S+ \S+) → (\S+ \S+) UTC; deltas against (\S+ \S+) → (\S+ \S+) UTC")
 
 
@@ -69,6 +72,10 @@ def test_every_page_renders_without_exception_or_error(app: Callable[[str], AppT
     at = app(page)
     assert not at.error, [error.value for error in at.error]
     assert at.title[0].value
+    # The dashboard sends its chart specs unvalidated (components.chart); each must be valid Vega-Lite.
+    for chart in at.get("vega_lite_chart"):
+        spec = json.loads(chart.proto.spec)
+        validate_jsonschema({**spec, "data": {"name": "rows"}}, VEGA_LITE_SCHEMA)
 
 
 @pytest.mark.parametrize("scope", SCOPES)
