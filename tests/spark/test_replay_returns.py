@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from pyspark.sql import SparkSession
 
+from dimensions import load as dimensions
 from ml.jobs import run_segmentation
 from producer.replay import replay
-from retail import dimensions
 from retail.dbt import run_dbt
 from retail.settings import PROJECT_ROOT, Settings
 from retail.stack import postgres
