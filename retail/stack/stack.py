@@ -176,7 +176,15 @@ def up(settings: Settings, report: Callable[[str], None] = print) -> Settings:
                 info = supervisor.info(name)
                 return info is not None and info.state in {"RUNNING", "STARTING", "BACKOFF"}
 
-            wait_healthy(service.name, service.health_check, settings.health_timeout_s, alive)
+            def running_and_healthy(service: Service = service) -> None:
+                # Started without waiting for supervisord's startsecs: `up` returns only once supervisord
+                # too counts the program as running, so `status` right after says "up", not "starting".
+                info = supervisor.info(service.name)
+                if info is None or info.state != "RUNNING":
+                    raise StackError(f"supervisord reports {info.state if info else 'no such program'}")
+                service.health_check()
+
+            wait_healthy(service.name, running_and_healthy, settings.health_timeout_s, alive)
             if service.on_ready:
                 _prepare(service.name, service.on_ready)
             report(f"{service.name}: healthy")
