@@ -3,9 +3,9 @@
 `build(settings)` creates and migrates the settings' database, COPYs a week of the producer's simulator
 (2,000 customers, fixed seed; the window ends at the current minute so relative scopes such as "Last
 hour" hold sales) into the raw tables with Kafka coordinates, derives the speed and batch minute metrics
-from them (the stream missed one basket; every hour but the last two is closed by the batch layer), writes
-ops rows (stream progress, dead letters, late events, DAG task outcomes, an alert), runs `dbt build` and
-both ML jobs twice (so segment transitions exist).
+from them (the stream missed one basket; every hour but the last two with sales is closed by the batch
+layer), writes ops rows (stream progress, dead letters, late events, DAG task outcomes, an alert), runs
+`dbt build` and both ML jobs twice (so segment transitions exist).
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ from (
 group by window_start, product_id
 """
 
-CLOSED_BEFORE = "date_trunc('hour', now()) - interval '1 hour'"
+# Anchored at the last sale, not the clock: the simulator's store hours can leave the last two hours
+# of the clock without sales, and then no window would be provisional.
+CLOSED_BEFORE = "(date_trunc('hour', (select max(event_ts) from raw.transaction_items)) - interval '1 hour')"
 # The basket the stream dropped as late (the batch layer has it): the latest one of the closed hours.
 MISSED_BASKET = f"(select max(transaction_id) from raw.transactions where event_ts < {CLOSED_BEFORE})"
 

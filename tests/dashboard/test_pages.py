@@ -199,7 +199,7 @@ def test_sales_minute_series_marks_provisional_windows(
         for text in re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", note)
     )
     assert (provisional, total) == expected.minute_windows(raw, start, end)
-    # The dataset's batch layer closed every hour but the last two: both kinds are on show.
+    # The dataset's batch layer closed every hour but the last two with sales: both kinds are on show.
     assert 0 < provisional < total
 
 

@@ -46,6 +46,7 @@ BATCH_CORES = 1
 BASKETS = 600
 STREAM_APP = "retail-speed-layer"
 BATCH_APP = "retail-batch-recompute"
+CLUSTER_CONN_ID = "retail_spark_cluster_test"
 
 
 def _free_port_in_range(taken: set[int], low: int = 26000, high: int = 26999) -> int:
@@ -98,6 +99,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         "RETAIL_REFUNDS_PARTITIONS": "1",
         "RETAIL_HEALTH_TIMEOUT_S": "300",
         "RETAIL_STREAM_DRAIN_TIMEOUT_S": "180",
+        # A connection id of its own: Airflow's configuration is read once per process, so a secrets
+        # backend an earlier test's stack configured would answer for `retail_spark` (its local master).
+        "RETAIL_BATCH_SPARK_CONN_ID": CLUSTER_CONN_ID,
     }
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
@@ -110,7 +114,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         try:
             settings = stack.up(settings, report=lambda line: None)  # with the generated secrets
             spark_conn = airflow.connections(settings)[airflow.SPARK_CONN_ID]
-            patch.setenv(f"AIRFLOW_CONN_{airflow.SPARK_CONN_ID.upper()}", json.dumps(spark_conn))
+            patch.setenv(f"AIRFLOW_CONN_{CLUSTER_CONN_ID.upper()}", json.dumps(spark_conn))
             yield settings
         finally:
             stack.down(settings)
