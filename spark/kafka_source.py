@@ -57,6 +57,7 @@ from spark.log_identity import (
 from spark.record_probe import (
     fingerprint,
     fingerprint_offset,
+    offset_consumer,
     record_bytes,
     records_from,
     sampling_consumer,
@@ -142,27 +143,14 @@ def pack_ranges(ranges: Sequence[KafkaRange], max_partitions: int) -> list[tuple
 
 
 def _consumer(bootstrap: str, security: str = "{}"):
-    import json
-
-    from kafka import KafkaConsumer
-
-    return KafkaConsumer(
-        **json.loads(security),
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="none",
-        # Large fetches: a partition range is read in a few round trips; a fetch with nothing new
-        # returns quickly (the planner probes partition ends, see probe_real_ends).
-        fetch_max_wait_ms=50,
+    # Large fetches: a partition range is read in a few round trips.
+    return offset_consumer(
+        bootstrap,
+        security,
+        client_id="retail-spark-source",
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=16 * 1024 * 1024,
         max_poll_records=50_000,
-        request_timeout_ms=30_000,
-        # Its metadata requests must not create a topic a restarted broker lacks (with the broker's
-        # default partition count): the job creates the platform's topics as configured.
-        allow_auto_create_topics=False,
-        client_id="retail-spark-source",
     )
 
 

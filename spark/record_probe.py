@@ -20,9 +20,18 @@ from kafka.errors import OffsetOutOfRangeError
 SAMPLE_FETCH_BYTES = 1024 * 1024
 
 
-def sampling_consumer(bootstrap: str, security: str = "{}"):
-    """A consumer whose fetches are small: it reads samples, never whole ranges. `security` is the JSON of
-    kafka-python's SASL/TLS arguments, as the source carries it."""
+def offset_consumer(
+    bootstrap: str,
+    security: str = "{}",
+    *,
+    client_id: str,
+    fetch_max_bytes: int,
+    max_partition_fetch_bytes: int,
+    max_poll_records: int,
+):
+    """A consumer that reads explicit offsets (no group, no commits, no offset reset) and never creates a
+    topic: a restarted broker lacking one must not get it with its default partition count (the job
+    creates the platform's topics). `security` is the JSON of kafka-python's SASL/TLS arguments."""
     import json
 
     from kafka import KafkaConsumer
@@ -33,13 +42,26 @@ def sampling_consumer(bootstrap: str, security: str = "{}"):
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="none",
+        # A fetch with nothing new returns quickly (the planner probes partition ends).
         fetch_max_wait_ms=50,
+        fetch_max_bytes=fetch_max_bytes,
+        max_partition_fetch_bytes=max_partition_fetch_bytes,
+        max_poll_records=max_poll_records,
+        request_timeout_ms=30_000,
+        allow_auto_create_topics=False,
+        client_id=client_id,
+    )
+
+
+def sampling_consumer(bootstrap: str, security: str = "{}"):
+    """A consumer whose fetches are small: it reads samples, never whole ranges."""
+    return offset_consumer(
+        bootstrap,
+        security,
+        client_id="retail-spark-planner-sample",
         fetch_max_bytes=4 * SAMPLE_FETCH_BYTES,
         max_partition_fetch_bytes=SAMPLE_FETCH_BYTES,
         max_poll_records=5_000,
-        request_timeout_ms=30_000,
-        allow_auto_create_topics=False,
-        client_id="retail-spark-planner-sample",
     )
 
 
