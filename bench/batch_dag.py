@@ -62,7 +62,7 @@ def timed_dag_run(settings: Any, generator: Any, loads: list[float]) -> tuple[fl
     from airflow.dag_processing.dagbag import DagBag
 
     from retail.settings import get_settings
-    from retail.stack.airflow import DAGS_FOLDER
+    from stack.airflow import DAGS_FOLDER
 
     get_settings.cache_clear()
     bag = DagBag(dag_folder=str(DAGS_FOLDER / "retail_batch.py"))
@@ -117,9 +117,9 @@ def main() -> None:
     # Run as a file, bench/ comes first on sys.path, where bench/dashboard.py would shadow `dashboard`.
     sys.path[:] = [path for path in sys.path if Path(path or ".").resolve() != HERE]
     from retail.settings import get_settings
-    from retail.stack import airflow as airflow_stack
-    from retail.stack import stack
-    from retail.stack.scratch import scratch_settings
+    from stack import airflow as airflow_stack
+    from stack import stack
+    from tests.scratch import scratch_settings
 
     generator = _generator()
     state = Path(tempfile.mkdtemp(prefix="retail-bench-batch-"))

@@ -42,8 +42,8 @@ import psycopg  # noqa: E402
 from ml.jobs import run_all, run_segmentation  # noqa: E402
 from retail.dbt import run_dbt  # noqa: E402
 from retail.settings import PROJECT_ROOT, Settings, get_settings  # noqa: E402
-from retail.stack import stack  # noqa: E402
-from retail.stack.scratch import scratch_settings  # noqa: E402
+from stack import stack  # noqa: E402
+from tests.scratch import scratch_settings  # noqa: E402
 
 # The data generator of bench/dbt_build.py (a sibling script, not a package).
 _spec = importlib.util.spec_from_file_location("bench_dbt_build", BENCH_DIR / "dbt_build.py")

@@ -48,8 +48,8 @@ from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
 from retail.settings import PROJECT_ROOT, Settings  # noqa: E402
-from retail.stack import stack  # noqa: E402
-from retail.stack.scratch import scratch_settings  # noqa: E402
+from stack import stack  # noqa: E402
+from tests.scratch import scratch_settings  # noqa: E402
 
 # Data and pages of bench/dashboard.py (a sibling script, not a package).
 _spec = importlib.util.spec_from_file_location("bench_dashboard", BENCH_DIR / "dashboard.py")

@@ -1,6 +1,6 @@
 """Benchmark: full `dbt build` of the serving layer, then an incremental build after +1 % data.
 
-Starts its own embedded PostgreSQL (and the broker `retail.stack` starts with it; Airflow left out) in
+Starts its own embedded PostgreSQL (and the broker `stack` starts with it; Airflow left out) in
 a temporary state folder on free ports, loads the dimension CSVs, generates line items in SQL
 (generate_series; 30 stores, 245 products with skewed popularity, 5,000 loyalty customers plus guest
 baskets, 30 days with a daily shape, ~2 % of lines refunded, speed and batch minute metrics with the
@@ -316,8 +316,8 @@ def main() -> None:
     # `dashboard` package that the stack imports.
     here = Path(__file__).resolve().parent
     sys.path[:] = [path for path in sys.path if Path(path or ".").resolve() != here]
-    from retail.stack import stack
-    from retail.stack.scratch import scratch_settings
+    from stack import stack
+    from tests.scratch import scratch_settings
 
     state = Path(tempfile.mkdtemp(prefix="retail-bench-dbt-"))
     settings = scratch_settings(state / ".retail")

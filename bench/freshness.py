@@ -49,9 +49,9 @@ from kafka import KafkaProducer  # noqa: E402
 
 from retail.dbt import SERVING_MODELS, run_dbt  # noqa: E402
 from retail.settings import Settings, get_settings  # noqa: E402
-from retail.stack import stack  # noqa: E402
-from retail.stack.airflow import retail_environment  # noqa: E402
-from retail.stack.scratch import scratch_settings  # noqa: E402
+from stack import stack  # noqa: E402
+from stack.airflow import retail_environment  # noqa: E402
+from tests.scratch import scratch_settings  # noqa: E402
 
 
 def sibling(name: str) -> object:

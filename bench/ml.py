@@ -41,8 +41,8 @@ from producer.backfill import BackfillPlan, simulate_backfill, window  # noqa: E
 from producer.catalog import load_catalog  # noqa: E402
 from producer.config import SimulationConfig, load_simulation_config  # noqa: E402
 from retail.settings import Settings  # noqa: E402
-from retail.stack import stack  # noqa: E402
-from retail.stack.scratch import scratch_settings  # noqa: E402
+from stack import stack  # noqa: E402
+from tests.scratch import scratch_settings  # noqa: E402
 
 FULL = {"customers": 145_000, "days": 11.0}
 QUICK = {"customers": 10_000, "days": 10.0}

@@ -48,9 +48,9 @@ from producer.catalog import load_catalog  # noqa: E402
 from producer.config import load_simulation_config  # noqa: E402
 from producer.kafka_sink import producer_config  # noqa: E402
 from retail.settings import Settings  # noqa: E402
-from retail.stack import kafka  # noqa: E402
-from retail.stack.scratch import scratch_settings  # noqa: E402
 from retail.topics import ensure_topics  # noqa: E402
+from stack import kafka  # noqa: E402
+from tests.scratch import scratch_settings  # noqa: E402
 
 SEED = 2026
 END = datetime(2026, 11, 1, tzinfo=UTC)

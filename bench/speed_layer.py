@@ -282,8 +282,8 @@ def main() -> None:
     # `dashboard` package that the stack imports.
     here = Path(__file__).resolve().parent
     sys.path[:] = [path for path in sys.path if Path(path or ".").resolve() != here]
-    from retail.stack import stack
-    from retail.stack.scratch import scratch_settings
+    from stack import stack
+    from tests.scratch import scratch_settings
 
     state = Path(tempfile.mkdtemp(prefix="bench-speed-"))
     settings = scratch_settings(state / ".retail")

@@ -25,9 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from retail.stack.scratch import free_port
+from tests.scratch import free_port
 
-RETAIL = [sys.executable, "-m", "retail.cli"]
+RETAIL = [sys.executable, "-m", "stack.cli"]
 GOALS = {"startup_s": 120, "warm_up_s": 45, "down_s": 15}
 
 

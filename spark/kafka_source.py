@@ -14,9 +14,9 @@ timestamp, timestampType), so nothing downstream knows which one runs.
 * ``maxRecordsPerBatch`` bounds a micro-batch (admission control through ``ReadMaxRows``), and
   ``maxBytesPerBatch`` bounds its estimated size: each partition's range counts at the mean size of the
   records the planner just fetched there (its end probe's on the embedded broker, else a sample at the
-  range's start, `spark.record_probe`), and the ranges shrink until the estimate fits.
+  range's start, `retail.record_probe`), and the ranges shrink until the estimate fits.
 * On a broker without topic ids, each offset carries a fingerprint of the last record read per
-  partition; a log whose record there differs is another log (see `spark.log_identity`).
+  partition; a log whose record there differs is another log (see `retail.log_identity`).
 * If the broker no longer has what the checkpoint points at (earliest offset beyond it: retention or data
   loss; latest offset behind it: the broker was reset), the query fails with `SourceDataLoss`, naming the
   topic, partition, offsets and the recovery command. It never skips silently.
@@ -45,8 +45,7 @@ from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPart
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
 from pyspark.sql.types import StructType
 
-from retail.topics import kafka_security, spark_kafka_security
-from spark.log_identity import (
+from retail.log_identity import (
     LogChange,
     LogEnds,
     LossPolicy,
@@ -54,7 +53,7 @@ from spark.log_identity import (
     probe_real_ends,
     topic_id_of,
 )
-from spark.record_probe import (
+from retail.record_probe import (
     fingerprint,
     fingerprint_offset,
     offset_consumer,
@@ -62,6 +61,7 @@ from spark.record_probe import (
     records_from,
     sampling_consumer,
 )
+from retail.topics import kafka_security, spark_kafka_security
 from spark.transformations import validate_messages
 from spark.validation import Dimensions, EventType, validate_batches
 

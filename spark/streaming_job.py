@@ -20,7 +20,7 @@ watermark, which the metrics leave out but raw and lake keep). All writes are ex
 goes to ops.stream_progress (`spark.progress_listener`).
 
 A replaced broker log (restart of the memory-only broker, recreated topic) is told by its topic id
-(`spark.log_identity`): the raw queries continue from the start of the new log, and messages of the old
+(`retail.log_identity`): the raw queries continue from the start of the new log, and messages of the old
 log that never landed raise an error alert with exact counts (or stop the query, RETAIL_STREAM_LOSS_POLICY).
 `--reset-checkpoints` moves the raw queries' checkpoints aside into `<checkpoint_dir>.reset-<UTC time>`,
 so the next start re-reads every topic from its earliest offset (the raw tables ignore events they
@@ -44,9 +44,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from retail.settings import Settings, get_settings
+from retail.stream_health import failure_message, recent_failures, record_failure
 from retail.topics import ensure_topics
 from spark.drain import LogEndWatcher
-from spark.health import failure_message, recent_failures, record_failure
 from spark.kafka_source import validated_stream, warm_up_workers
 from spark.lake import LakeSpool, spool_path, start_lake_query
 from spark.postgres_sink import RawRefundsSink, RawTransactionsSink

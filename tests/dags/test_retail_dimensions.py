@@ -30,7 +30,7 @@ def run_dag() -> Any:
     """One dag.test() run; returns the DagRun (tasks run in this process)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from retail.stack.airflow import DAGS_FOLDER
+    from stack.airflow import DAGS_FOLDER
 
     get_settings.cache_clear()  # a test may have pointed RETAIL_* at other files
     bag = DagBag(dag_folder=str(DAGS_FOLDER / "retail_dimensions.py"))

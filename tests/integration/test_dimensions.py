@@ -17,8 +17,8 @@ from dimensions.load import TooManyRejects, load_file, load_products, load_store
 from retail import alerts
 from retail.dimension_files import read_products
 from retail.settings import PROJECT_ROOT, Settings, get_settings
-from retail.stack import postgres
-from retail.stack.airflow import retail_environment
+from stack import postgres
+from stack.airflow import retail_environment
 
 pytestmark = pytest.mark.integration
 
