@@ -1,1 +1,2 @@
-"""The local stack: embedded services under supervisord, their health checks, `up`, `down`, `status`."""
+"""The composition root above the stages: the `retail` CLI and the local stack (services under supervisord,
+health checks, `up`, `down`, `status`, the demo)."""

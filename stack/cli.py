@@ -4,6 +4,7 @@
     retail demo        `up`, then load demo data
     retail produce     live events, historical backfill or CSV replay into Kafka
     retail stream      the speed layer (Spark Structured Streaming), also started by `up`
+    retail batch       close hours from the lake (the hourly run's plan), or recompute --start/--end
     retail dlq         list and replay dead-lettered events
     retail ml run      customer segmentation and association rules over the marts
     retail status      one line per component
