@@ -40,7 +40,7 @@ from airflow.sdk import TriggerRule, dag, get_current_context, task
 
 from dags.common.assets import MARTS
 from dags.common.batch import raw_and_serving_groups, recompute_operator
-from retail.alerts import on_dag_run_failure, task_defaults
+from dags.common.callbacks import on_dag_run_failure, task_defaults
 from retail.settings import get_settings
 
 SETTINGS = get_settings()

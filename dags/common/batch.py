@@ -76,8 +76,8 @@ def take_writer_lock_for_dbt(context: Mapping[str, Any]) -> None:
 
 def writer_task_args(settings: Settings) -> dict[str, Any]:
     """Arguments of every task that writes batch tables or marts: the one-slot pool, the writer lock,
-    the timeout, and failure alerts (`retail.alerts`)."""
-    from retail.alerts import on_task_failure, task_defaults
+    the timeout, and failure alerts (`dags.common.callbacks`)."""
+    from dags.common.callbacks import on_task_failure, task_defaults
 
     return {
         "pool": WRITER_POOL,
@@ -205,7 +205,7 @@ def marts_task_group(
     from cosmos.constants import InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
     from cosmos.profiles import PostgresUserPasswordProfileMapping
 
-    from retail.alerts import on_dbt_warning
+    from dags.common.callbacks import on_dbt_warning
 
     env = {
         # Sessions in UTC (dbt snapshots stamp zone-less times), no phoning home.

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 
-from retail import alerts
+from dags.common import callbacks as alerts
 from retail.settings import Settings, get_settings
 from stack import postgres
 from stack.airflow import retail_environment
