@@ -22,31 +22,25 @@ average before each timed phase). Goal (2 cores): dag_s <= 90 at demo size.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import dbt_build  # the sibling script's data generator (run as a file, bench/ is on sys.path)
 import psycopg
+
+from retail.settings import get_settings
+from retail.stack import airflow as airflow_stack
+from retail.stack import stack
+from retail.stack.scratch import scratch_settings
 
 DEMO_LINES = 21_500  # `retail demo`: 14 days, ~10,000 baskets of ~2.15 lines
 FULL_LINES = 1_000_000
-HERE = Path(__file__).resolve().parent
-
-
-def _generator() -> Any:
-    """bench/dbt_build.py's data generator (loaded by path: bench/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_dbt_build", HERE / "dbt_build.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _kind(task_id: str) -> str:
@@ -114,14 +108,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, help=f"line items of the large run (default {FULL_LINES:,})")
     args = parser.parse_args()
 
-    # Run as a file, bench/ comes first on sys.path, where bench/dashboard.py would shadow `dashboard`.
-    sys.path[:] = [path for path in sys.path if Path(path or ".").resolve() != HERE]
-    from retail.settings import get_settings
-    from retail.stack import airflow as airflow_stack
-    from retail.stack import stack
-    from retail.stack.scratch import scratch_settings
-
-    generator = _generator()
+    generator = dbt_build
     state = Path(tempfile.mkdtemp(prefix="retail-bench-batch-"))
     os.chmod(state, 0o755)  # the embedded PostgreSQL runs as another user when we are root
     settings = scratch_settings(state / ".retail")

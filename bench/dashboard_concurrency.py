@@ -1,6 +1,6 @@
 """Benchmark: 20 dashboard sessions at once over 1M line items, each page's p95 render time.
 
-Builds the data of bench/dashboard.py (its `prepare_data`: line items, refunds, a week of ops rows, the
+Builds the data of bench/dashboard_pages.py (its `prepare_data`: line items, refunds, a week of ops rows, the
 marts, two ML runs) in its own embedded PostgreSQL, starts the real dashboard (`streamlit run`, on a port
 of 27000-27999, or of the thousand from --first-port) and drives it as browsers do: one websocket session
 per viewer on `/_stcore/stream`, asking for a page (a `rerun_script` message) and timing until the server
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import random
@@ -39,23 +38,14 @@ import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-if sys.path and Path(sys.path[0] or ".").resolve() == BENCH_DIR:
-    sys.path.pop(0)  # bench/ml.py would shadow the ml package
+import dashboard_pages as single  # the sibling script's data and pages (bench/ is on sys.path)
+import websockets
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-import websockets  # noqa: E402
-from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
-
-from retail.settings import PROJECT_ROOT, Settings  # noqa: E402
-from retail.stack import stack  # noqa: E402
-from retail.stack.scratch import scratch_settings  # noqa: E402
-
-# Data and pages of bench/dashboard.py (a sibling script, not a package).
-_spec = importlib.util.spec_from_file_location("bench_dashboard", BENCH_DIR / "dashboard.py")
-assert _spec is not None and _spec.loader is not None
-single = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(single)
+from retail.settings import PROJECT_ROOT, Settings
+from retail.stack import stack
+from retail.stack.scratch import scratch_settings
 
 GOAL_S = 2.0
 RENDER_TIMEOUT_S = 600.0

@@ -34,6 +34,8 @@ import psycopg
 
 from retail.dbt import run_dbt
 from retail.settings import Settings
+from retail.stack import stack
+from retail.stack.scratch import scratch_settings
 
 FULL_LINES = 1_000_000
 QUICK_LINES = 50_000
@@ -311,13 +313,6 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the state folder (and print it)")
     args = parser.parse_args()
     target_lines = args.lines or (QUICK_LINES if args.quick else FULL_LINES)
-
-    # Run as a file, this folder comes first on sys.path, where bench/dashboard.py would shadow the
-    # `dashboard` package that the stack imports.
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [path for path in sys.path if Path(path or ".").resolve() != here]
-    from retail.stack import stack
-    from retail.stack.scratch import scratch_settings
 
     state = Path(tempfile.mkdtemp(prefix="retail-bench-dbt-"))
     settings = scratch_settings(state / ".retail")

@@ -9,7 +9,7 @@
     micro-batches); its freshness is that query's end minus its send time. Baseline in the same run: the
     time until the same rank is visible in raw.transactions (the speed layer alone).
 (b) Render: the Overview page rendered server-side (Streamlit's AppTest, cold cache) over 1M built line
-    items (bench/dashboard.py's data) plus an unbuilt live slice of 100 baskets/s: the slice one refresh
+    items (bench/dashboard_pages.py's data) plus an unbuilt live slice of 100 baskets/s: the slice one refresh
     interval leaves at most, then a whole hour's (what an hourly-only build would leave).
 
 Starts its own embedded PostgreSQL and Kafka in a temporary state folder on free ports, stops them after.
@@ -25,7 +25,6 @@ render <= 1.5 s.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -38,34 +37,17 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-# Run as `python bench/freshness.py`, bench/ is first on sys.path, where bench/dashboard.py and bench/ml.py
-# would shadow the packages of the same names: drop it before importing the project.
-BENCH_DIR = Path(__file__).resolve().parent
-if sys.path and Path(sys.path[0] or ".").resolve() == BENCH_DIR:
-    sys.path.pop(0)
+import dashboard_pages as dashboard_bench  # sibling scripts: run as a file, bench/ is on sys.path
+import dbt_build as dbt_bench
+import psycopg
+import speed_layer as speed_bench
+from kafka import KafkaProducer
 
-import psycopg  # noqa: E402
-from kafka import KafkaProducer  # noqa: E402
-
-from retail.dbt import SERVING_MODELS, run_dbt  # noqa: E402
-from retail.settings import Settings, get_settings  # noqa: E402
-from retail.stack import stack  # noqa: E402
-from retail.stack.airflow import retail_environment  # noqa: E402
-from retail.stack.scratch import scratch_settings  # noqa: E402
-
-
-def sibling(name: str) -> object:
-    """Another bench script as a module (bench/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH_DIR / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-speed_bench = sibling("speed_layer")
-dashboard_bench = sibling("dashboard")
-dbt_bench = sibling("dbt_build")
+from retail.dbt import SERVING_MODELS, run_dbt
+from retail.settings import Settings, get_settings
+from retail.stack import stack
+from retail.stack.airflow import retail_environment
+from retail.stack.scratch import scratch_settings
 
 RATE = 1000  # baskets/s sent in (a)
 SLICE_RATE = 100  # baskets/s of the unbuilt slice in (b)

@@ -43,6 +43,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from retail.contracts import LineItem, TransactionEvent
 from retail.settings import Settings
+from retail.stack import stack
+from retail.stack.scratch import scratch_settings
 
 FULL_TRANSACTIONS = 150_000
 QUICK_TRANSACTIONS = 15_000
@@ -277,13 +279,6 @@ def main() -> None:
     args = parser.parse_args()
     transactions = args.transactions or (QUICK_TRANSACTIONS if args.quick else FULL_TRANSACTIONS)
     latency_s = args.latency_s or (15.0 if args.quick else 60.0)
-
-    # Run as a file, this folder comes first on sys.path, where bench/dashboard.py would shadow the
-    # `dashboard` package that the stack imports.
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [path for path in sys.path if Path(path or ".").resolve() != here]
-    from retail.stack import stack
-    from retail.stack.scratch import scratch_settings
 
     state = Path(tempfile.mkdtemp(prefix="bench-speed-"))
     settings = scratch_settings(state / ".retail")

@@ -8,7 +8,7 @@ Each job then runs in a fresh process, as `ml.jobs` does in the DAG: read the ma
 (COPY into `ml.*` and the run row in one transaction). Peak memory is that process's peak RSS
 (`ru_maxrss`); PostgreSQL's own memory is not counted.
 
-    python bench/ml.py [--quick]
+    python bench/ml_jobs.py [--quick]
 
 Full size: ~100k customers with purchases (145k simulated over 11 days) and ~200k baskets. Quick: 10k
 customers over 10 days. Prints per-job figures, then one JSON line: segmentation_s, rules_s,
@@ -24,7 +24,6 @@ import multiprocessing as mp
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -33,16 +32,12 @@ from typing import Any
 
 import psycopg
 
-# This script is named like the package it measures, next to bench/producer.py: drop its own folder from
-# the import path so that `import ml` and `import producer` find the packages, not these files.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
-from producer.backfill import BackfillPlan, simulate_backfill, window  # noqa: E402
-from producer.catalog import load_catalog  # noqa: E402
-from producer.config import SimulationConfig, load_simulation_config  # noqa: E402
-from retail.settings import Settings  # noqa: E402
-from retail.stack import stack  # noqa: E402
-from retail.stack.scratch import scratch_settings  # noqa: E402
+from producer.backfill import BackfillPlan, simulate_backfill, window
+from producer.catalog import load_catalog
+from producer.config import SimulationConfig, load_simulation_config
+from retail.settings import Settings
+from retail.stack import stack
+from retail.stack.scratch import scratch_settings
 
 FULL = {"customers": 145_000, "days": 11.0}
 QUICK = {"customers": 10_000, "days": 10.0}

@@ -16,8 +16,8 @@ an otherwise idle machine, where both phases are CPU-bound.
 `ratio` = backfill events/s ÷ send-only events/s: how little the simulation costs next to sending.
 Goals (2-core machine): events_per_s ≥ 10,000 and ratio ≥ 0.8.
 
-    .venv/bin/python bench/producer.py            # full size: 20,000 customers × 60 days, 3 rounds
-    .venv/bin/python bench/producer.py --quick    # small run, well under two minutes
+    .venv/bin/python bench/producer_throughput.py            # full size: 20,000 customers × 60 days, 3 rounds
+    .venv/bin/python bench/producer_throughput.py --quick    # small run, well under two minutes
 
 Prints figures, then as the last line one JSON object (events_per_s, send_only_events_per_s, ratio,
 events, workers, ...).
@@ -39,18 +39,14 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-# This script is named like the package it measures: drop its own folder from the import path so that
-# `import producer` finds the package, not this file.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
-from producer.backfill import BackfillPlan, backfill, simulate_backfill, window  # noqa: E402
-from producer.catalog import load_catalog  # noqa: E402
-from producer.config import load_simulation_config  # noqa: E402
-from producer.kafka_sink import producer_config  # noqa: E402
-from retail.settings import Settings  # noqa: E402
-from retail.stack import kafka  # noqa: E402
-from retail.stack.scratch import scratch_settings  # noqa: E402
-from retail.topics import ensure_topics  # noqa: E402
+from producer.backfill import BackfillPlan, backfill, simulate_backfill, window
+from producer.catalog import load_catalog
+from producer.config import load_simulation_config
+from producer.kafka_sink import producer_config
+from retail.settings import Settings
+from retail.stack import kafka
+from retail.stack.scratch import scratch_settings
+from retail.topics import ensure_topics
 
 SEED = 2026
 END = datetime(2026, 11, 1, tzinfo=UTC)
