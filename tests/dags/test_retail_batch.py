@@ -42,9 +42,9 @@ from tests.spark.conftest import (
     module_settings,
     scalar,
     truncate_speed_tables,
-    wait_for,
 )
 from tests.spark.events import backfill, refund, send_events, transaction
+from tests.waiting import wait_for
 
 # Fixture setup (the stream, an hourly run) counts against the first test's timeout: generous on busy cores.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
