@@ -36,13 +36,7 @@ from spark.streaming_job import start_queries
 from tests.checksums import table_checksums
 from tests.conftest import waiting_for_writer_lock
 from tests.serving_poller import MartPoller
-from tests.spark.conftest import (
-    load_dimensions,
-    local_spark,
-    module_settings,
-    scalar,
-    truncate_speed_tables,
-)
+from tests.spark.conftest import load_dimensions, local_spark, module_settings, scalar, truncate_speed_tables
 from tests.spark.events import backfill, refund, send_events, transaction
 from tests.waiting import wait_for
 

@@ -35,10 +35,7 @@ from retail.stack import airflow, stack
 from retail.stack.spark_cluster import master_state, work_dir
 from retail.stack.supervisor import Supervisor
 from spark.lake import dataset_path
-from tests.spark.conftest import (
-    METRICS_MISMATCHES,
-    scalar,
-)
+from tests.spark.conftest import METRICS_MISMATCHES, scalar
 from tests.spark.events import backfill, send_events
 from tests.waiting import wait_for
 

@@ -18,10 +18,7 @@ from retail.dbt import run_dbt
 from retail.settings import PROJECT_ROOT, Settings
 from retail.stack import postgres
 from spark.streaming_job import start_queries
-from tests.spark.conftest import (
-    module_settings,
-    scalar,
-)
+from tests.spark.conftest import module_settings, scalar
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration

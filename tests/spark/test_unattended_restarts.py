@@ -22,9 +22,7 @@ from retail.stack import stack
 from retail.stack.scratch import free_port
 from retail.stack.supervisor import Supervisor
 from spark.kafka_source import KafkaStreamReader
-from tests.spark.conftest import (
-    scalar,
-)
+from tests.spark.conftest import scalar
 from tests.spark.events import now_minute, producer, transaction
 from tests.waiting import wait_for
 
