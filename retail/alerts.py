@@ -1,17 +1,10 @@
 """Alerts in ``ops.alerts``: where the dashboard and on-call look first when something failed.
 
-Airflow's own task logs say *what* failed in detail; an alert row makes failures queryable next to the
-data they concern (same database, read by the analyst role and the dashboard), independent of Airflow's
-UI and log retention. DAGs use ``on_task_failure`` as ``on_failure_callback`` in their ``default_args``::
-
-    from retail.alerts import on_task_failure
-    default_args = {"retries": 2, "on_failure_callback": on_task_failure}
-
-The callback runs once per failed task after its last retry (Airflow does not call it for a try that
-will be retried), so each alert is a failure someone has to look at.
-
-Both callbacks also record the task's outcome in ``ops.task_runs``: the dashboard shows the last runs of
-each DAG from there (its read-only role cannot read Airflow's metadata database).
+An alert row makes a failure queryable next to its data (read by the analyst role and the dashboard),
+whatever Airflow's UI and log retention. DAGs set ``on_task_failure`` as their ``on_failure_callback``;
+Airflow calls it once per task after its last retry, so each alert is a failure someone has to look at.
+``on_task_success`` and ``on_task_failure`` also record the outcome in ``ops.task_runs``, which the
+dashboard shows (its read-only role cannot read Airflow's metadata database).
 """
 
 from __future__ import annotations
