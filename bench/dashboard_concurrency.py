@@ -1,21 +1,16 @@
 """Benchmark: 20 dashboard sessions at once over 1M line items, each page's p95 render time.
 
-Builds the data of bench/dashboard_pages.py (its `prepare_data`: line items, refunds, a week of ops rows, the
-marts, two ML runs) in its own embedded PostgreSQL, starts the real dashboard (`streamlit run`, on a port
-of 27000-27999, or of the thousand from --first-port) and drives it as browsers do: one websocket session
-per viewer on `/_stcore/stream`, asking for a page (a `rerun_script` message) and timing until the server
-reports the script finished. Every viewer opens every page, in its own order, `--rounds` times; query
-caches expire on their own TTLs meanwhile (5 s live, 60 s rollups), as for real viewers. The baseline is
-the same with one session, in the same run, against the same server.
+Builds bench/dashboard_pages.py's data (its `prepare_data`) in its own embedded PostgreSQL, starts the
+real `streamlit run` (a port of 27000-27999, or from --first-port) and drives it as browsers do: one
+websocket session per viewer on `/_stcore/stream`, asking for a page (`rerun_script`) and timing until
+the script finished. Every viewer opens every page, in its own order, `--rounds` times, while caches
+expire on their TTLs. Baseline: one session, same run, same server. --profile writes py-spy's collapsed
+stacks of the server during the concurrent phase.
 
     python bench/dashboard_concurrency.py [--quick] [--lines N] [--sessions 20] [--rounds 3]
         [--first-port 27000] [--profile stacks.txt]
 
---profile samples the server with py-spy (`pip install py-spy`) during the concurrent phase and writes
-its collapsed stacks (flamegraph.pl or speedscope read them): where the renders' time goes.
-
-Prints per-page p50/p95 for both, then one JSON line: max_p95_s (the slowest page's p95 with N
-sessions), p95_s (page -> seconds), baseline_p95_s (one session), sessions, rounds, line_items, load_avg.
+Last line: one JSON object (max_p95_s, p95_s, baseline_p95_s, sessions, rounds, line_items, load_avg).
 Goal (2 cores): every page's p95 <= 2 s with 20 sessions at 1,000,000 line items.
 """
 

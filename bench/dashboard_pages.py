@@ -1,19 +1,14 @@
 """Benchmark: server-side render time of every dashboard page over 1M line items in the marts.
 
-Starts its own embedded PostgreSQL (and broker) in a temporary state folder on free ports, generates the
-line items, refunds and minute metrics of bench/dbt_build.py (30 days ending 30 minutes ago), adds a
-week of operational rows (stream progress every 2 s for 5 queries, dead letters, late events, DAG task
-outcomes), builds the marts with `dbt build` and runs the ML jobs twice (segment transitions), then renders
-each page with Streamlit's AppTest in this process, as the server would for a browser:
-
-- cold: Streamlit's query cache emptied before each render (what a user gets once the TTL expired);
-- warm: the same page again straight after (cached queries);
-- baseline: the very SQL statements the cold render ran, timed alone with psycopg as the analyst role.
+On its own embedded PostgreSQL: bench/dbt_build.py's facts (30 days ending 30 minutes ago), a week of
+operational rows (stream progress, dead letters, late events, DAG task outcomes), the marts built and
+two ML runs; then each page rendered with Streamlit's AppTest in this process, as the server would:
+cold (query cache emptied: a user after the TTL), warm (straight after), and as baseline the very SQL
+statements of the cold render, timed alone with psycopg as the analyst role.
 
     python bench/dashboard_pages.py [--quick] [--lines N] [--repeat N]
 
-Prints per-page figures, then one JSON line: max_page_s (the slowest page's median cold render), pages
-(page -> median cold seconds), warm_pages, sql_s (page -> bare SQL seconds), line_items, load_avg.
+Last line: one JSON object (max_page_s, pages, warm_pages, sql_s, line_items, load_avg).
 Goal (2 cores): every page <= 1.5 s at 1,000,000 line items.
 """
 

@@ -1,25 +1,16 @@
 """Benchmark of live serving: how soon a sale counts on the dashboard, and what the live slice costs.
 
-(a) Freshness: the streaming job runs (in this process, as `retail stream` runs it) and a producer sends a
-    steady 1,000 baskets/s stamped with their send time; a poller runs the Overview's KPI query
-    (`dashboard.queries.kpis`, "Last 15 minutes", uncached) five times a second, with the serving
-    refresh of `retail_serving` (a `dbt run` of `retail.dbt.SERVING_MODELS`, in a process of its own)
-    every RETAIL_SERVING_REFRESH_MIN minutes. A basket
-    counts once the query's transaction count reaches its rank in send order (the stream lands whole
-    micro-batches); its freshness is that query's end minus its send time. Baseline in the same run: the
-    time until the same rank is visible in raw.transactions (the speed layer alone).
-(b) Render: the Overview page rendered server-side (Streamlit's AppTest, cold cache) over 1M built line
-    items (bench/dashboard_pages.py's data) plus an unbuilt live slice of 100 baskets/s: the slice one refresh
-    interval leaves at most, then a whole hour's (what an hourly-only build would leave).
-
-Starts its own embedded PostgreSQL and Kafka in a temporary state folder on free ports, stops them after.
+(a) Freshness: the stream runs in this process while a producer sends 1,000 baskets/s stamped with their
+    send time; the Overview's KPI query (`dashboard.queries.kpis`, uncached) polls at 5 Hz, with the
+    `retail_serving` refresh (`retail.dbt.SERVING_MODELS`, own process) every RETAIL_SERVING_REFRESH_MIN.
+    A basket counts once the query's count reaches its send rank; baseline: the same rank in raw.
+(b) Render: the Overview (AppTest, cold cache) over 1M built line items (bench/dashboard_pages.py's data)
+    plus the unbuilt slice one refresh interval leaves at 100 baskets/s, then a whole hour's.
 
     python bench/freshness.py [--quick] [--seconds S] [--lines N] [--phases freshness,render]
 
-Prints per-phase figures, then one JSON line: freshness_p50_s, freshness_p95_s, raw_p50_s, raw_p95_s,
-baskets, overview_render_s (refresh-interval slice), overview_render_hour_slice_s, slice_baskets,
-hour_slice_baskets, line_items, refresh_min, load_avg. Goals (2 cores): freshness p95 <= 10 s; Overview
-render <= 1.5 s.
+Last line: one JSON object (freshness_p50_s, freshness_p95_s, raw_p50_s, raw_p95_s, overview_render_s,
+overview_render_hour_slice_s, line_items, ...). Goals (2 cores): freshness p95 <= 10 s; render <= 1.5 s.
 """
 
 from __future__ import annotations

@@ -1,19 +1,14 @@
 """Benchmark: ML segmentation (RFM + K-Means) and association rules end to end, time and peak memory.
 
-Starts its own embedded PostgreSQL (Airflow left out) in a temporary state folder on free ports, then
-fills `marts.fct_sales` and `marts.dim_products` with the producer's simulator run in-process (real
-archetypes, basket sizes and planted co-purchases; refunds left out, so net = paid). Only the columns the
-ML jobs read are created: the marts are written directly, not by dbt (`bench/dbt_build.py` times dbt).
-Each job then runs in a fresh process, as `ml.jobs` does in the DAG: read the marts, fit, publish the run
-(COPY into `ml.*` and the run row in one transaction). Peak memory is that process's peak RSS
-(`ru_maxrss`); PostgreSQL's own memory is not counted.
+On its own embedded PostgreSQL, the producer's simulator (in-process: real archetypes, basket sizes and
+planted co-purchases; no refunds) fills only the columns of `marts.fct_sales` and `marts.dim_products`
+the jobs read (dbt is bench/dbt_build.py's). Each job then runs in a fresh process, as the DAG runs
+`ml.jobs`: read, fit, publish. Peak memory is that process's `ru_maxrss` (PostgreSQL's not counted).
 
-    python bench/ml_jobs.py [--quick]
+    python bench/ml_jobs.py [--quick]   # full: ~100k customers, ~200k baskets; quick: 10k customers
 
-Full size: ~100k customers with purchases (145k simulated over 11 days) and ~200k baskets. Quick: 10k
-customers over 10 days. Prints per-job figures, then one JSON line: segmentation_s, rules_s,
-peak_rss_mb, customers, baskets, chosen_k, rules, load_avg. Goals (2 cores): segmentation_s <= 30 at 100k
-customers, rules_s <= 60 at 200k baskets, peak_rss_mb <= 2048.
+Last line: one JSON object (segmentation_s, rules_s, peak_rss_mb, customers, baskets, chosen_k, rules,
+load_avg). Goals (2 cores): segmentation_s <= 30 at 100k, rules_s <= 60 at 200k baskets, <= 2048 MB.
 """
 
 from __future__ import annotations

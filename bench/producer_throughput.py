@@ -1,26 +1,15 @@
 """Benchmark: backfill throughput into the local broker versus a bare send-only kafka-python loop.
 
-Starts its own embedded Kafka broker (Tansu, memory storage) on a free port in a temporary state folder,
-then in the same run:
+On its own embedded broker, alternating for a few rounds (fresh topics each, totals reported, so one load
+spike does not decide): `producer.backfill.backfill` with N worker processes, timed from the workers'
+common start to their last acknowledged send; then N processes sending the very same events,
+pre-serialized before the clock starts, same producer settings, one flush. `ratio` = backfill ÷
+send-only events/s (what the simulation costs); `cpu_ratio`, the same per CPU time, is what `ratio`
+converges to on an idle machine. Goals (2 cores): events_per_s ≥ 10,000, ratio ≥ 0.8.
 
-1. `producer.backfill.backfill(...)` with N worker processes (generation + sending), events/s measured
-   from the workers' common start to their last acknowledged send;
-2. a send-only loop: N processes send the very same events, pre-serialized before the clock starts,
-   with the same producer settings, no callbacks, one flush at the end.
+    .venv/bin/python bench/producer_throughput.py [--quick]   # full: 20,000 customers × 60 days, 3 rounds
 
-The two phases alternate for a few rounds (fresh topics each time) and the totals over all rounds are
-reported, so a neighbour's load spike on a shared machine does not decide the ratio alone. CPU time per
-event of both phases is reported as well (`cpu_ratio`): it is what the wall-clock ratio converges to on
-an otherwise idle machine, where both phases are CPU-bound.
-
-`ratio` = backfill events/s ÷ send-only events/s: how little the simulation costs next to sending.
-Goals (2-core machine): events_per_s ≥ 10,000 and ratio ≥ 0.8.
-
-    .venv/bin/python bench/producer_throughput.py            # full size: 20,000 customers × 60 days, 3 rounds
-    .venv/bin/python bench/producer_throughput.py --quick    # small run, well under two minutes
-
-Prints figures, then as the last line one JSON object (events_per_s, send_only_events_per_s, ratio,
-events, workers, ...).
+Last line: one JSON object (events_per_s, send_only_events_per_s, ratio, events, workers, ...).
 """
 
 from __future__ import annotations
