@@ -3,9 +3,9 @@
 A sink converts its batch to Arrow once (`toArrow`: one Spark job that reads, validates and parses the
 batch) and derives every output from that table here, with pyarrow compute kernels (columnar, no Python
 row objects): the valid events (the lake's columns, as `spark.transformations.parse_transactions` /
-`parse_refunds` produce them), the raw tables' rows and the dead letters. `basket_rows` and `item_rows`
-are the Arrow twins of `transformations.transaction_rows` and `transformations.explode_items`;
-tests/spark/test_transformations.py checks that both give the same rows.
+`parse_refunds` produce them), the raw tables' rows and the dead letters. `item_rows` is the Arrow twin
+of `transformations.explode_items` (the batch job's); tests/spark/test_transformations.py checks that
+both give the same rows.
 """
 
 from __future__ import annotations

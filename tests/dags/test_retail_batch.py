@@ -1,18 +1,12 @@
 """The lambda architecture end to end: stream -> lake -> retail_batch (Spark + Cosmos dbt) -> serving marts.
 
 The real streaming job lands a backfill plus events later than its watermark; `retail_batch` then runs
-with `dag.test()` (spark-submit of spark/batch_job.py through SparkSubmitOperator, the dbt project as
-Cosmos tasks, source freshness). Afterwards the served minute metrics of closed hours equal a
-recomputation from the raw facts exactly, `rpt_reconciliation` shows the speed layer's misses where the
-late events fell, and every mart (tables, `*_live` views, the serving view) answers the analyst during the
-run. A second run, with a CLI backfill started during it (it waits for the writer lock), and a backfill
-DAG run of the same day change no table. A year-old replay is served at minute grain after one `retail
-batch` and one build; with the Spark step failing, the raw-derived marts still advance and the failure is
-an alert.
-
-Lean by design (this module was most of the suite's time): one stream phase and one hourly run build the
-state every test reads (module fixtures); the rerun doubles as the lock test, one backfill DAG run checks
-the backfill, and only the history and failure tests add runs of their own.
+with `dag.test()`. Afterwards the served minute metrics of closed hours equal a recomputation from raw,
+`rpt_reconciliation` shows the speed layer's misses where the late events fell, and every mart answers
+the analyst during the run. A rerun (with a CLI backfill waiting for the writer lock) and a backfill DAG
+run change no table; a year-old replay is served at minute grain; a failing Spark step still lets the
+raw-derived marts advance and raises an alert. Module fixtures build the state once (one stream phase,
+one hourly run); only the history and failure tests add runs of their own.
 """
 
 from __future__ import annotations
@@ -36,15 +30,9 @@ from spark.streaming_job import start_queries
 from tests.checksums import table_checksums
 from tests.conftest import waiting_for_writer_lock
 from tests.serving_poller import MartPoller
-from tests.spark.conftest import (
-    load_dimensions,
-    local_spark,
-    module_settings,
-    scalar,
-    truncate_speed_tables,
-    wait_for,
-)
+from tests.spark.conftest import load_dimensions, local_spark, module_settings, scalar, truncate_speed_tables
 from tests.spark.events import backfill, refund, send_events, transaction
+from tests.waiting import wait_for
 
 # Fixture setup (the stream, an hourly run) counts against the first test's timeout: generous on busy cores.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]

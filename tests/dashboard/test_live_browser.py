@@ -24,7 +24,7 @@ from retail.settings import Settings
 from stack import stack
 from tests.conftest import isolated_settings
 from tests.dashboard.conftest import artifacts_dir
-from tests.spark.conftest import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

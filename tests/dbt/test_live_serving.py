@@ -29,7 +29,7 @@ from stack import postgres
 from tests.dashboard import expected
 from tests.dbt.dataset import BASKETS, PRODUCTS, load_dataset
 from tests.serving_poller import MartPoller
-from tests.spark.conftest import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

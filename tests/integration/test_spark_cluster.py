@@ -35,9 +35,9 @@ from spark.lake import dataset_path
 from stack import airflow, stack
 from stack.spark_cluster import master_state, work_dir
 from stack.supervisor import Supervisor
-from tests.spark.conftest import scalar, wait_for
+from tests.spark.conftest import METRICS_MISMATCHES, scalar
 from tests.spark.events import backfill, send_events
-from tests.spark.test_streaming_job import METRICS_MISMATCHES
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 

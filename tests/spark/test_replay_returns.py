@@ -18,7 +18,8 @@ from retail.dbt import run_dbt
 from retail.settings import PROJECT_ROOT, Settings
 from spark.streaming_job import start_queries
 from stack import postgres
-from tests.spark.conftest import module_settings, scalar, wait_for
+from tests.spark.conftest import module_settings, scalar
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,9 @@ from retail.topics import admin_client
 from spark import streaming_job
 from spark.progress_listener import ProgressRecorder
 from spark.streaming_job import RAW_TRANSACTIONS, start_queries
-from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables, wait_for
+from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables
 from tests.spark.events import now_minute, send_events, transaction
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

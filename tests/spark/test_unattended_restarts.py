@@ -22,8 +22,9 @@ from spark.kafka_source import KafkaStreamReader
 from stack import stack
 from stack.supervisor import Supervisor
 from tests.scratch import free_port
-from tests.spark.conftest import scalar, wait_for
+from tests.spark.conftest import scalar
 from tests.spark.events import now_minute, producer, transaction
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
