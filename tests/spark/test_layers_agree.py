@@ -27,9 +27,9 @@ from tests.spark.conftest import (
     module_settings,
     scalar,
     truncate_speed_tables,
-    wait_for,
 )
 from tests.spark.events import now_minute, refund, send_events, transaction
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
