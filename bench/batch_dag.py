@@ -6,7 +6,7 @@ bench/dbt_build.py's generated facts and the marts built once untimed (so both t
 hourly incremental kind), times per size: `retail_batch` by `dag.test()`, split by task kind (the Spark
 step finds no lake data, so it costs what starting it costs); then one `retail.dbt.run_dbt` build.
 
-    python bench/batch_dag.py [--quick] [--lines N]   # --quick: demo size only
+    python -m bench.batch_dag [--quick] [--lines N]   # --quick: demo size only
 
 Last line: one JSON object (dag_s, dbt_build_s, ratio, line_items, the same with `_1m` for the large
 size, tasks per kind, load_avg). Goal (2 cores): dag_s <= 90 at demo size.
@@ -24,13 +24,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import dbt_build  # the sibling script's data generator (run as a file, bench/ is on sys.path)
 import psycopg
 
+from bench import dbt_build  # the sibling script's data generator
 from retail.settings import get_settings
-from retail.stack import airflow as airflow_stack
-from retail.stack import stack
-from retail.stack.scratch import scratch_settings
+from stack import airflow as airflow_stack
+from stack import stack
+from tests.scratch import scratch_settings
 
 DEMO_LINES = 21_500  # `retail demo`: 14 days, ~10,000 baskets of ~2.15 lines
 FULL_LINES = 1_000_000
@@ -49,7 +49,7 @@ def timed_dag_run(settings: Any, generator: Any, loads: list[float]) -> tuple[fl
     from airflow.dag_processing.dagbag import DagBag
 
     from retail.settings import get_settings
-    from retail.stack.airflow import DAGS_FOLDER
+    from stack.airflow import DAGS_FOLDER
 
     get_settings.cache_clear()
     bag = DagBag(dag_folder=str(DAGS_FOLDER / "retail_batch.py"))

@@ -7,7 +7,7 @@ pre-serialized before the clock starts, same producer settings, one flush. `rati
 send-only events/s (what the simulation costs); `cpu_ratio`, the same per CPU time, is what `ratio`
 converges to on an idle machine. Goals (2 cores): events_per_s ≥ 10,000, ratio ≥ 0.8.
 
-    .venv/bin/python bench/producer_throughput.py [--quick]   # full: 20,000 customers × 60 days, 3 rounds
+    python -m bench.producer_throughput [--quick]   # full: 20,000 customers × 60 days, 3 rounds
 
 Last line: one JSON object (events_per_s, send_only_events_per_s, ratio, events, workers, ...).
 """
@@ -33,9 +33,9 @@ from producer.catalog import load_catalog
 from producer.config import load_simulation_config
 from producer.kafka_sink import producer_config
 from retail.settings import Settings
-from retail.stack import kafka
-from retail.stack.scratch import scratch_settings
 from retail.topics import ensure_topics
+from stack import kafka
+from tests.scratch import scratch_settings
 
 SEED = 2026
 END = datetime(2026, 11, 1, tzinfo=UTC)

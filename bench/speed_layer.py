@@ -8,7 +8,7 @@
 
 On its own embedded PostgreSQL and Kafka; Spark in-process (`local[*]`, the settings' trigger and bound).
 
-    python bench/speed_layer.py [--quick] [--transactions N] [--latency-s S]
+    python -m bench.speed_layer [--quick] [--transactions N] [--latency-s S]
 
 Last line: one JSON object (line_items_per_s, baseline_line_items_per_s, ratio, latency_p50_s,
 latency_p95_s, line_items). Goals (2 cores): >= 10,000 line items/s; ratio >= 0.5; p95 <= 3 s.
@@ -39,8 +39,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from retail.contracts import LineItem, TransactionEvent
 from retail.settings import Settings
-from retail.stack import stack
-from retail.stack.scratch import scratch_settings
+from stack import stack
+from tests.scratch import scratch_settings
 
 FULL_TRANSACTIONS = 150_000
 QUICK_TRANSACTIONS = 15_000

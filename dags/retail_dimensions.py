@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow.sdk import Asset, dag, task
 
-from retail.alerts import on_dag_run_failure, task_defaults
+from dags.common.callbacks import on_dag_run_failure, task_defaults
 from retail.settings import get_settings
 
 PRODUCTS = Asset(name="raw.products", uri="postgres://retail/retail/raw/products")

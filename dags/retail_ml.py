@@ -18,8 +18,8 @@ from typing import Any
 from airflow.sdk import AssetOrTimeSchedule, dag, task
 from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
 
-from retail.alerts import on_dag_run_failure, task_defaults
-from retail.assets import MARTS, ML_RULES, ML_SEGMENTS
+from dags.common.assets import MARTS, ML_RULES, ML_SEGMENTS
+from dags.common.callbacks import on_dag_run_failure, task_defaults
 from retail.settings import get_settings
 
 SETTINGS = get_settings()

@@ -6,7 +6,7 @@ the same functions as the stream (`explode_items`, `metric_contributions`, `minu
 two layers can only differ by the late events the stream's watermark dropped.
 
 Which hours: ``--start``/``--end`` (whole hours, UTC) when given (``retail_backfill``); otherwise what
-``retail.batch.plan_closing`` plans as of ``--as-of`` (default: now), the hourly run's and ``retail
+``spark.hours.plan_closing`` plans as of ``--as-of`` (default: now), the hourly run's and ``retail
 batch``'s plan: the ``RETAIL_BATCH_LOOKBACK_HOURS`` hours closed by the clock and by the stream's
 progress, plus every older hour holding late events (``ops.late_events``) that arrived after it was
 closed, whatever its age. Those are closed again; the lookback's hours are closed once.
@@ -38,8 +38,8 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from retail.batch import plan_closing, plan_hours
 from retail.settings import Settings, get_settings
+from spark.hours import floor_hour, plan_closing, plan_hours
 from spark.lake import dataset_path
 from spark.postgres_sink import copy_arrow
 from spark.transformations import explode_items, metric_contributions, minute_metrics
@@ -101,10 +101,6 @@ class BatchResult:
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
-
-
-def floor_hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def closed_hours(settings: Settings, as_of: datetime) -> HourRange:
@@ -243,7 +239,7 @@ def _hour(text: str) -> datetime:
 
 
 def planned_hours(settings: Settings, as_of: datetime) -> ClosePlan:
-    """What a run without --start/--end closes as of `as_of` (see `retail.batch.plan_closing`)."""
+    """What a run without --start/--end closes as of `as_of` (see `spark.hours.plan_closing`)."""
     with psycopg.connect(settings.writer_dsn) as conn:
         plan = plan_closing(settings, conn, as_of)
     lookback = None

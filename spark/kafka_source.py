@@ -8,7 +8,7 @@ Contracts (design, batch bounds and broker quirks: README, Speed layer):
   exactly ``[start, end)`` of each partition, so a batch replayed after a failure gets the same records.
 * A new query starts at the earliest offsets; ``maxRecordsPerBatch`` and ``maxBytesPerBatch`` bound a batch.
 * A checkpointed offset the broker no longer has raises `SourceDataLoss`, never a silent skip; on a broker
-  without topic ids, offsets carry a fingerprint of the last record read (`spark.log_identity`).
+  without topic ids, offsets carry a fingerprint of the last record read (`retail.log_identity`).
 
     spark.dataSource.register(KafkaSource)
     spark.readStream.format("retail_kafka").option("bootstrap", "host:9092").option("topic", "t").load()
@@ -27,8 +27,7 @@ from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPart
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
 from pyspark.sql.types import StructType
 
-from retail.topics import kafka_security, spark_kafka_security
-from spark.log_identity import (
+from retail.log_identity import (
     LogChange,
     LogEnds,
     LossPolicy,
@@ -36,7 +35,7 @@ from spark.log_identity import (
     probe_real_ends,
     topic_id_of,
 )
-from spark.record_probe import (
+from retail.record_probe import (
     fingerprint,
     fingerprint_offset,
     offset_consumer,
@@ -44,6 +43,7 @@ from spark.record_probe import (
     records_from,
     sampling_consumer,
 )
+from retail.topics import kafka_security, spark_kafka_security
 from spark.transformations import validate_messages
 from spark.validation import Dimensions, EventType, validate_batches
 

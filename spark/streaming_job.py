@@ -27,9 +27,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from retail.settings import Settings, get_settings
+from retail.stream_health import failure_message, recent_failures, record_failure
 from retail.topics import ensure_topics
 from spark.drain import LogEndWatcher
-from spark.health import failure_message, recent_failures, record_failure
 from spark.kafka_source import validated_stream, warm_up_workers
 from spark.lake import LakeSpool, spool_path, start_lake_query
 from spark.postgres_sink import RawRefundsSink, RawTransactionsSink

@@ -16,9 +16,9 @@ import psycopg
 import pytest
 
 from retail.settings import Settings
-from retail.stack import airflow, stack
-from retail.stack.scratch import free_port
+from stack import airflow, stack
 from tests.conftest import isolated_settings
+from tests.scratch import free_port
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration

@@ -86,7 +86,7 @@ def hourly_as_of(hour: datetime) -> datetime:
 def run_dag(dag_id: str, **kwargs: Any) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    from retail.stack.airflow import DAGS_FOLDER
+    from stack.airflow import DAGS_FOLDER
 
     get_settings.cache_clear()
     bag = DagBag(dag_folder=str(DAGS_FOLDER / f"{dag_id}.py"))
@@ -260,7 +260,7 @@ def rerun(lambda_run: Lambda) -> Rerun:
     """One run asserting three things: a rerun over the same data, the analyst's uptime during an hourly
     rebuild of built marts (what happens every hour), and one writer at a time against `retail batch`."""
     settings, hour = lambda_run.settings, lambda_run.hour
-    backfill = [sys.executable, "-m", "retail.cli", "batch", "--start", f"{hour:%Y-%m-%dT%H:00Z}"]
+    backfill = [sys.executable, "-m", "stack.cli", "batch", "--start", f"{hour:%Y-%m-%dT%H:00Z}"]
     backfill += ["--end", f"{hour + timedelta(hours=1):%Y-%m-%dT%H:00Z}"]
     seen: dict[str, Any] = {}
 
@@ -356,7 +356,7 @@ def test_backfill_with_a_reversed_range_fails_naming_the_fix(lambda_run: Lambda)
 def _cli(*args: str) -> subprocess.CompletedProcess:
     """A `retail` command in a process of its own, with this module's settings (environment)."""
     return subprocess.run(
-        [sys.executable, "-m", "retail.cli", *args],
+        [sys.executable, "-m", "stack.cli", *args],
         env=dict(os.environ),
         cwd=PROJECT_ROOT,
         capture_output=True,

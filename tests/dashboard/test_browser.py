@@ -18,11 +18,11 @@ from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from dashboard import service
 from retail.settings import PROJECT_ROOT, Settings
-from retail.stack.airflow import retail_environment
-from retail.stack.scratch import free_port
+from stack import dashboard_service as service
+from stack.airflow import retail_environment
 from tests.dashboard.dataset import Dataset
+from tests.scratch import free_port
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from retail.contracts import LineItem, TransactionEvent
 from retail.dbt import run_dbt
 from retail.settings import Settings
-from retail.stack import stack
+from stack import stack
 from tests.conftest import isolated_settings
 from tests.dashboard.conftest import artifacts_dir
 from tests.waiting import wait_for

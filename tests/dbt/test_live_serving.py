@@ -25,7 +25,7 @@ from dashboard import queries
 from dashboard.time_scope import Scope
 from retail.dbt import run_dbt
 from retail.settings import Settings
-from retail.stack import postgres
+from stack import postgres
 from tests.dashboard import expected
 from tests.dbt.dataset import BASKETS, PRODUCTS, load_dataset
 from tests.serving_poller import MartPoller

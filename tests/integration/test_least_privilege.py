@@ -21,10 +21,10 @@ from psycopg import errors, sql
 from typer.testing import CliRunner
 
 from dashboard import db as dashboard_db
-from retail.cli import app
 from retail.settings import PROJECT_ROOT, Settings, load_settings
-from retail.stack.postgres import binaries, run_as_user
-from retail.stack.secrets import ensure_secrets
+from stack.cli import app
+from stack.postgres import binaries, run_as_user
+from stack.secrets import ensure_secrets
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration

@@ -216,7 +216,7 @@ def test_a_default_run_closes_every_hour_with_late_events_whatever_its_age(
 
 
 def test_hours_close_only_once_the_stream_has_landed_past_them(platform: Settings) -> None:
-    from retail.batch import plan_closing
+    from spark.hours import plan_closing
 
     settings = platform.model_copy(update={"batch_close_delay_min": 10, "batch_stream_quiet_s": 120})
     as_of = datetime(2026, 11, 24, 13, 5, tzinfo=UTC)

@@ -13,8 +13,8 @@ import pytest
 from pyspark.sql import SparkSession
 
 from retail.settings import Settings
-from retail.stack.scratch import free_port
 from spark.lake import dataset_path
+from tests.scratch import free_port
 from tests.spark.conftest import (
     METRICS_MISMATCHES,
     kill_hard,

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from retail.settings import Settings
-from retail.stack.scratch import free_port
+from tests.scratch import free_port
 from tests.spark.conftest import (
     load_dimensions,
     module_settings,

@@ -33,15 +33,14 @@ import psycopg
 from psycopg import sql
 
 from retail.dbt import dbt_state_dir, ensure_manifest
-from retail.settings import GENERATED_PASSWORD_FIELDS, PROJECT_ROOT, Settings, env_name
-from retail.stack.errors import StackError
-from retail.stack.service import Service
+from retail.settings import GENERATED_PASSWORD_FIELDS, POSTGRES_CONN_ID, PROJECT_ROOT, Settings, env_name
+from stack.errors import StackError
+from stack.service import Service
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 PASSWORDS_FILE_NAME = "simple_auth_manager_passwords.json"
 CONNECTIONS_FILE_NAME = "connections.json"
 # Connection ids of the platform's own connections (see `connections`).
-POSTGRES_CONN_ID = "retail_postgres"
 SPARK_CONN_ID = "retail_spark"
 _MIGRATION_STAMP = "metadata-migrated.txt"
 # Settings never copied into the supervisord environment: secrets (they come from secrets.env) and a
@@ -322,7 +321,7 @@ def prepare(settings: Settings) -> None:
             "the PostgreSQL admin login needs CREATEROLE and CREATEDB, or set RETAIL_AIRFLOW_ENABLED=false"
         ) from None
     try:
-        # The batch DAGs' dbt task groups are rendered from the manifest (see retail.batch).
+        # The batch DAGs' dbt task groups are rendered from the manifest (see dags.common.batch).
         ensure_manifest(settings)
     except RuntimeError as error:
         raise StackError(f"{error}; run `retail dbt parse` to see the cause in dbt_project/") from None

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
-from spark.record_probe import fingerprint_offset, record_bytes
+from retail.record_probe import fingerprint_offset, record_bytes
 
 LossPolicy = Literal["alert", "fail"]
 ALERT_SOURCE = "speed_layer"
