@@ -6,7 +6,7 @@ bench/dbt_build.py's generated facts and the marts built once untimed (so both t
 hourly incremental kind), times per size: `retail_batch` by `dag.test()`, split by task kind (the Spark
 step finds no lake data, so it costs what starting it costs); then one `retail.dbt.run_dbt` build.
 
-    python bench/batch_dag.py [--quick] [--lines N]   # --quick: demo size only
+    python -m bench.batch_dag [--quick] [--lines N]   # --quick: demo size only
 
 Last line: one JSON object (dag_s, dbt_build_s, ratio, line_items, the same with `_1m` for the large
 size, tasks per kind, load_avg). Goal (2 cores): dag_s <= 90 at demo size.
@@ -24,9 +24,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import dbt_build  # the sibling script's data generator (run as a file, bench/ is on sys.path)
 import psycopg
 
+from bench import dbt_build  # the sibling script's data generator
 from retail.settings import get_settings
 from stack import airflow as airflow_stack
 from stack import stack

@@ -7,7 +7,7 @@ the script finished. Every viewer opens every page, in its own order, `--rounds`
 expire on their TTLs. Baseline: one session, same run, same server. --profile writes py-spy's collapsed
 stacks of the server during the concurrent phase.
 
-    python bench/dashboard_concurrency.py [--quick] [--lines N] [--sessions 20] [--rounds 3]
+    python -m bench.dashboard_concurrency [--quick] [--lines N] [--sessions 20] [--rounds 3]
         [--first-port 27000] [--profile stacks.txt]
 
 Last line: one JSON object (max_p95_s, p95_s, baseline_p95_s, sessions, rounds, line_items, load_avg).
@@ -33,11 +33,11 @@ import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
-import dashboard_pages as single  # the sibling script's data and pages (bench/ is on sys.path)
 import websockets
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
+from bench import dashboard_pages as single  # the sibling script's data and pages
 from retail.settings import PROJECT_ROOT, Settings
 from stack import stack
 from tests.scratch import scratch_settings

@@ -6,7 +6,7 @@ two ML runs; then each page rendered with Streamlit's AppTest in this process, a
 cold (query cache emptied: a user after the TTL), warm (straight after), and as baseline the very SQL
 statements of the cold render, timed alone with psycopg as the analyst role.
 
-    python bench/dashboard_pages.py [--quick] [--lines N] [--repeat N]
+    python -m bench.dashboard_pages [--quick] [--lines N] [--repeat N]
 
 Last line: one JSON object (max_page_s, pages, warm_pages, sql_s, line_items, load_avg).
 Goal (2 cores): every page <= 1.5 s at 1,000,000 line items.
@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import dbt_build  # the sibling script's data generator (run as a file, bench/ is on sys.path)
 import psycopg
 
+from bench import dbt_build  # the sibling script's data generator
 from ml.jobs import run_all, run_segmentation
 from retail.dbt import run_dbt
 from retail.settings import PROJECT_ROOT, Settings, get_settings

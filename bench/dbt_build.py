@@ -6,7 +6,7 @@ batch minute metrics with the last two hours open; `generate` is reused by other
 `dbt build` on it (after an untimed `dbt parse`, so both builds start warm) and again after adding 1 %
 (new, late and refunded baskets and their speed-layer rows).
 
-    python bench/dbt_build.py [--quick] [--lines N]
+    python -m bench.dbt_build [--quick] [--lines N]
 
 Last line: one JSON object (full_s, incremental_s, ratio, line_items, nodes, load_avg: other work on the
 2 cores inflates both figures). Goals (2 cores): full_s <= 60 at 1,000,000 lines; ratio <= 0.2.

@@ -7,7 +7,7 @@
 (b) Render: the Overview (AppTest, cold cache) over 1M built line items (bench/dashboard_pages.py's data)
     plus the unbuilt slice one refresh interval leaves at 100 baskets/s, then a whole hour's.
 
-    python bench/freshness.py [--quick] [--seconds S] [--lines N] [--phases freshness,render]
+    python -m bench.freshness [--quick] [--seconds S] [--lines N] [--phases freshness,render]
 
 Last line: one JSON object (freshness_p50_s, freshness_p95_s, raw_p50_s, raw_p95_s, overview_render_s,
 overview_render_hour_slice_s, line_items, ...). Goals (2 cores): freshness p95 <= 10 s; render <= 1.5 s.
@@ -28,12 +28,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import dashboard_pages as dashboard_bench  # sibling scripts: run as a file, bench/ is on sys.path
-import dbt_build as dbt_bench
 import psycopg
-import speed_layer as speed_bench
 from kafka import KafkaProducer
 
+from bench import dashboard_pages as dashboard_bench  # sibling scripts
+from bench import dbt_build as dbt_bench
+from bench import speed_layer as speed_bench
 from retail.dbt import SERVING_MODELS, run_dbt
 from retail.settings import Settings, get_settings
 from stack import stack

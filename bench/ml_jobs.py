@@ -5,7 +5,7 @@ planted co-purchases; no refunds) fills only the columns of `marts.fct_sales` an
 the jobs read (dbt is bench/dbt_build.py's). Each job then runs in a fresh process, as the DAG runs
 `ml.jobs`: read, fit, publish. Peak memory is that process's `ru_maxrss` (PostgreSQL's not counted).
 
-    python bench/ml_jobs.py [--quick]   # full: ~100k customers, ~200k baskets; quick: 10k customers
+    python -m bench.ml_jobs [--quick]   # full: ~100k customers, ~200k baskets; quick: 10k customers
 
 Last line: one JSON object (segmentation_s, rules_s, peak_rss_mb, customers, baskets, chosen_k, rules,
 load_avg). Goals (2 cores): segmentation_s <= 30 at 100k, rules_s <= 60 at 200k baskets, <= 2048 MB.

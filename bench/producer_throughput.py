@@ -7,7 +7,7 @@ pre-serialized before the clock starts, same producer settings, one flush. `rati
 send-only events/s (what the simulation costs); `cpu_ratio`, the same per CPU time, is what `ratio`
 converges to on an idle machine. Goals (2 cores): events_per_s ≥ 10,000, ratio ≥ 0.8.
 
-    .venv/bin/python bench/producer_throughput.py [--quick]   # full: 20,000 customers × 60 days, 3 rounds
+    python -m bench.producer_throughput [--quick]   # full: 20,000 customers × 60 days, 3 rounds
 
 Last line: one JSON object (events_per_s, send_only_events_per_s, ratio, events, workers, ...).
 """

@@ -8,7 +8,7 @@
 
 On its own embedded PostgreSQL and Kafka; Spark in-process (`local[*]`, the settings' trigger and bound).
 
-    python bench/speed_layer.py [--quick] [--transactions N] [--latency-s S]
+    python -m bench.speed_layer [--quick] [--transactions N] [--latency-s S]
 
 Last line: one JSON object (line_items_per_s, baseline_line_items_per_s, ratio, latency_p50_s,
 latency_p95_s, line_items). Goals (2 cores): >= 10,000 line items/s; ratio >= 0.5; p95 <= 3 s.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from retail.settings import PROJECT_ROOT
 
-PACKAGES = ("retail", "producer", "spark", "ml", "dashboard", "dimensions", "dags")
+PACKAGES = ("retail", "stack", "producer", "spark", "ml", "dashboard", "dimensions", "dags")
 REFERENCE = re.compile(r"``?([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(\(\))?``?")
 
 
