@@ -155,21 +155,20 @@ _TABLES = (
 def land_lake_facts(
     spark: SparkSession, settings: Settings, cursor: psycopg.Cursor, hours: list[datetime]
 ) -> None:
-    """Stage the hours' lake events and keep the facts that count in the `counted_*` tables."""
+    """Stage the hours' lake events, then keep the facts that count (all days at once, in Kafka order)
+    in the `counted_*` tables."""
     for name, like, extra in _TABLES:
         cursor.execute(f"create temp table {name} (like {like}{extra})")
     for baskets in _lake_days(spark, settings, "transactions", hours):
         copy_arrow(cursor, "tmp_transactions", basket_rows(baskets))
         copy_arrow(cursor, "tmp_items", item_rows(baskets, with_source=True))
-        cursor.execute(
-            f"""with inserted as ({land_baskets("tmp_transactions", "counted_transactions")})
-                {land_lines("tmp_items", "inserted", "counted_transaction_items")}"""
-        )
-        cursor.execute("truncate tmp_transactions, tmp_items")
     for refunds in _lake_days(spark, settings, "refunds", hours):
         copy_arrow(cursor, "tmp_refunds", refund_rows(refunds))
-        cursor.execute(land_refunds("tmp_refunds", "counted_refunds"))
-        cursor.execute("truncate tmp_refunds")
+    cursor.execute(
+        f"""with inserted as ({land_baskets("tmp_transactions", "counted_transactions")})
+            {land_lines("tmp_items", "inserted", "counted_transaction_items")}"""
+    )
+    cursor.execute(land_refunds("tmp_refunds", "counted_refunds"))
 
 
 def _check_lake_complete(
