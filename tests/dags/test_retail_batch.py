@@ -454,3 +454,41 @@ def test_a_failing_spark_step_leaves_raw_marts_advancing_and_alerts(
         ).fetchone()[0]  # type: ignore[index]
         sources = [row[0] for row in conn.execute("select source from ops.alerts")]
     assert "airflow:retail_batch.recompute_closed_hours" in sources, sources
+
+
+def test_a_failed_model_and_a_warned_test_are_named_in_the_alerts(
+    lambda_run: Lambda, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One `dbt build` per group: its failure alert names the model that failed, and a warn-level test
+    is a warning alert naming the test (runs last: it leaves a refund of an unknown basket built)."""
+    settings = lambda_run.settings
+    with psycopg.connect(settings.admin_dsn, autocommit=True) as conn:
+        conn.execute("truncate ops.alerts")
+        # A refund naming a basket raw does not hold: its relationships test has severity warn.
+        conn.execute(
+            """insert into raw.refunds (refund_id, event_id, transaction_id, product_id, quantity, amount,
+                   reason, event_ts, schema_version)
+               select refund_id || '-orphan', gen_random_uuid(), 'no-such-basket', product_id, quantity,
+                   amount, reason, event_ts, schema_version
+               from raw.refunds order by event_ts desc limit 1"""
+        )
+        # The batch layer's source missing by name: building its staging view fails (readers of the
+        # served views are unaffected, their views follow the renamed table).
+        conn.execute("alter table batch.closed_hours rename to closed_hours_hidden")
+    monkeypatch.setenv("RETAIL_BATCH_TASK_RETRIES", "0")
+    try:
+        run = run_dag(
+            "retail_batch",
+            logical_date=lambda_run.hour + timedelta(hours=4, minutes=15),
+            mark_success_pattern="^(plan_hours|recompute_closed_hours)$",
+        )
+    finally:
+        with psycopg.connect(settings.admin_dsn, autocommit=True) as conn:
+            conn.execute("alter table batch.closed_hours_hidden rename to closed_hours")
+    states = task_states(run)
+    assert (states["build_marts"], states["build_serving"]) == ("success", "failed"), states
+    with psycopg.connect(settings.writer_dsn) as conn:
+        alerts = dict(conn.execute("select source, message from ops.alerts").fetchall())
+    warned = alerts.get("dbt:retail_batch.build_marts", "")
+    assert "relationships_stg_raw__refunds_transaction_id" in warned, alerts
+    assert "stg_batch__closed_hours" in alerts.get("airflow:retail_batch.build_serving", ""), alerts
