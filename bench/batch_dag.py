@@ -7,8 +7,8 @@ metrics in SQL (bench/dbt_build.py's generator), builds the marts once (untimed,
 are the hourly incremental kind), then per size times:
 
 1. `retail_batch` with `dag.test()`: the whole hourly run, including spark-submit of the batch job (its
-   lookback holds no lake data here, so the Spark step costs what starting it costs) and every Cosmos
-   task; the time is also split by task kind (where does an hourly run go?);
+   lookback holds no lake data here, so the Spark step costs what starting it costs) and both dbt
+   build tasks; the time is also split by task kind (where does an hourly run go?);
 2. `dbt build` of the same project through `retail.dbt.run_dbt`, one invocation.
 
     python bench/batch_dag.py [--quick] [--lines N]
