@@ -50,7 +50,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 bench: install
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	for script in bench/*.py; do $(BIN)/python -m bench.$$(basename $$script .py) || exit 1; done
 
 down:
 	$(BIN)/retail down

@@ -1,32 +1,23 @@
 """Benchmark: one hourly `retail_batch` run (Airflow `dag.test()`, Cosmos, spark-submit) against a plain
 `dbt build` of the same models, at demo size and at 1M line items, in the same process and stack.
 
-Starts its own embedded PostgreSQL in a temporary state folder on free ports, prepares an Airflow
-metadata database in it (as `retail up` does), generates the raw facts and the speed/batch minute
-metrics in SQL (bench/dbt_build.py's generator), builds the marts once (untimed, so both timed builds
-are the hourly incremental kind), then per size times:
+On its own embedded PostgreSQL (with an Airflow metadata database, as `retail up` prepares it), with
+bench/dbt_build.py's generated facts and the marts built once untimed (so both timed builds are the
+hourly incremental kind), times per size: `retail_batch` by `dag.test()`, split by task kind (the Spark
+step finds no lake data, so it costs what starting it costs); then one `retail.dbt.run_dbt` build.
 
-1. `retail_batch` with `dag.test()`: the whole hourly run, including spark-submit of the batch job (its
-   lookback holds no lake data here, so the Spark step costs what starting it costs) and both dbt
-   build tasks; the time is also split by task kind (where does an hourly run go?);
-2. `dbt build` of the same project through `retail.dbt.run_dbt`, one invocation.
+    python -m bench.batch_dag [--quick] [--lines N]   # --quick: demo size only
 
-    python bench/batch_dag.py [--quick] [--lines N]
-
-`--quick` runs the demo size only. Prints per-phase figures, then one JSON line: dag_s, dbt_build_s,
-ratio, line_items (the demo size), the same with the `_1m` suffix for the large size (absent with
---quick), tasks (per task kind: count and seconds of the demo-size run) and load_avg (1-minute load
-average before each timed phase). Goal (2 cores): dag_s <= 90 at demo size.
+Last line: one JSON object (dag_s, dbt_build_s, ratio, line_items, the same with `_1m` for the large
+size, tasks per kind, load_avg). Goal (2 cores): dag_s <= 90 at demo size.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -35,18 +26,14 @@ from typing import Any
 
 import psycopg
 
+from bench import dbt_build  # the sibling script's data generator
+from retail.settings import get_settings
+from stack import airflow as airflow_stack
+from stack import stack
+from tests.scratch import scratch_settings
+
 DEMO_LINES = 21_500  # `retail demo`: 14 days, ~10,000 baskets of ~2.15 lines
 FULL_LINES = 1_000_000
-HERE = Path(__file__).resolve().parent
-
-
-def _generator() -> Any:
-    """bench/dbt_build.py's data generator (loaded by path: bench/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_dbt_build", HERE / "dbt_build.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _kind(task_id: str) -> str:
@@ -62,7 +49,7 @@ def timed_dag_run(settings: Any, generator: Any, loads: list[float]) -> tuple[fl
     from airflow.dag_processing.dagbag import DagBag
 
     from retail.settings import get_settings
-    from retail.stack.airflow import DAGS_FOLDER
+    from stack.airflow import DAGS_FOLDER
 
     get_settings.cache_clear()
     bag = DagBag(dag_folder=str(DAGS_FOLDER / "retail_batch.py"))
@@ -114,14 +101,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, help=f"line items of the large run (default {FULL_LINES:,})")
     args = parser.parse_args()
 
-    # Run as a file, bench/ comes first on sys.path, where bench/dashboard.py would shadow `dashboard`.
-    sys.path[:] = [path for path in sys.path if Path(path or ".").resolve() != HERE]
-    from retail.settings import get_settings
-    from retail.stack import airflow as airflow_stack
-    from retail.stack import stack
-    from retail.stack.scratch import scratch_settings
-
-    generator = _generator()
+    generator = dbt_build
     state = Path(tempfile.mkdtemp(prefix="retail-bench-batch-"))
     os.chmod(state, 0o755)  # the embedded PostgreSQL runs as another user when we are root
     settings = scratch_settings(state / ".retail")

@@ -1,21 +1,16 @@
 """Benchmark: 20 dashboard sessions at once over 1M line items, each page's p95 render time.
 
-Builds the data of bench/dashboard.py (its `prepare_data`: line items, refunds, a week of ops rows, the
-marts, two ML runs) in its own embedded PostgreSQL, starts the real dashboard (`streamlit run`, on a port
-of 27000-27999, or of the thousand from --first-port) and drives it as browsers do: one websocket session
-per viewer on `/_stcore/stream`, asking for a page (a `rerun_script` message) and timing until the server
-reports the script finished. Every viewer opens every page, in its own order, `--rounds` times; query
-caches expire on their own TTLs meanwhile (5 s live, 60 s rollups), as for real viewers. The baseline is
-the same with one session, in the same run, against the same server.
+Builds bench/dashboard_pages.py's data (its `prepare_data`) in its own embedded PostgreSQL, starts the
+real `streamlit run` (a port of 27000-27999, or from --first-port) and drives it as browsers do: one
+websocket session per viewer on `/_stcore/stream`, asking for a page (`rerun_script`) and timing until
+the script finished. Every viewer opens every page, in its own order, `--rounds` times, while caches
+expire on their TTLs. Baseline: one session, same run, same server. --profile writes py-spy's collapsed
+stacks of the server during the concurrent phase.
 
-    python bench/dashboard_concurrency.py [--quick] [--lines N] [--sessions 20] [--rounds 3]
+    python -m bench.dashboard_concurrency [--quick] [--lines N] [--sessions 20] [--rounds 3]
         [--first-port 27000] [--profile stacks.txt]
 
---profile samples the server with py-spy (`pip install py-spy`) during the concurrent phase and writes
-its collapsed stacks (flamegraph.pl or speedscope read them): where the renders' time goes.
-
-Prints per-page p50/p95 for both, then one JSON line: max_p95_s (the slowest page's p95 with N
-sessions), p95_s (page -> seconds), baseline_p95_s (one session), sessions, rounds, line_items, load_avg.
+Last line: one JSON object (max_p95_s, p95_s, baseline_p95_s, sessions, rounds, line_items, load_avg).
 Goal (2 cores): every page's p95 <= 2 s with 20 sessions at 1,000,000 line items.
 """
 
@@ -23,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import random
@@ -39,23 +33,14 @@ import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-if sys.path and Path(sys.path[0] or ".").resolve() == BENCH_DIR:
-    sys.path.pop(0)  # bench/ml.py would shadow the ml package
+import websockets
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-import websockets  # noqa: E402
-from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
-
-from retail.settings import PROJECT_ROOT, Settings  # noqa: E402
-from retail.stack import stack  # noqa: E402
-from retail.stack.scratch import scratch_settings  # noqa: E402
-
-# Data and pages of bench/dashboard.py (a sibling script, not a package).
-_spec = importlib.util.spec_from_file_location("bench_dashboard", BENCH_DIR / "dashboard.py")
-assert _spec is not None and _spec.loader is not None
-single = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(single)
+from bench import dashboard_pages as single  # the sibling script's data and pages
+from retail.settings import PROJECT_ROOT, Settings
+from stack import stack
+from tests.scratch import scratch_settings
 
 GOAL_S = 2.0
 RENDER_TIMEOUT_S = 600.0

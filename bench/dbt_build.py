@@ -1,22 +1,15 @@
 """Benchmark: full `dbt build` of the serving layer, then an incremental build after +1 % data.
 
-Starts its own embedded PostgreSQL (and the broker `retail.stack` starts with it; Airflow left out) in
-a temporary state folder on free ports, loads the dimension CSVs, generates line items in SQL
-(generate_series; 30 stores, 245 products with skewed popularity, 5,000 loyalty customers plus guest
-baskets, 30 days with a daily shape, ~2 % of lines refunded, speed and batch minute metrics with the
-last two hours still open), then times:
+On its own embedded PostgreSQL, generates line items in SQL (30 stores, 245 products of skewed
+popularity, 5,000 loyalty customers plus guests, 30 days with a daily shape, ~2 % refunded, speed and
+batch minute metrics with the last two hours open; `generate` is reused by other benches), then times
+`dbt build` on it (after an untimed `dbt parse`, so both builds start warm) and again after adding 1 %
+(new, late and refunded baskets and their speed-layer rows).
 
-1. `dbt build` on the full data set (snapshot, models, tests, unit tests), after an untimed `dbt parse`
-   so both builds start from the same warm parse;
-2. `dbt build` again after adding 1 % more line items (new baskets in the open hour, late ones, and
-   refunds of old baskets) and the speed-layer rows they produce.
+    python -m bench.dbt_build [--quick] [--lines N]
 
-    python bench/dbt_build.py [--quick] [--lines N]
-
-Prints per-phase figures, the slowest nodes, then one JSON line: full_s, incremental_s, ratio,
-line_items, nodes (dbt nodes per build) and load_avg (the machine's 1-minute load average before each
-build: other work on the 2 cores inflates both figures). Goals (2 cores): full_s <= 60 at 1,000,000
-lines; ratio <= 0.2.
+Last line: one JSON object (full_s, incremental_s, ratio, line_items, nodes, load_avg: other work on the
+2 cores inflates both figures). Goals (2 cores): full_s <= 60 at 1,000,000 lines; ratio <= 0.2.
 """
 
 from __future__ import annotations
@@ -34,6 +27,8 @@ import psycopg
 
 from retail.dbt import run_dbt
 from retail.settings import Settings
+from stack import stack
+from tests.scratch import scratch_settings
 
 FULL_LINES = 1_000_000
 QUICK_LINES = 50_000
@@ -311,13 +306,6 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the state folder (and print it)")
     args = parser.parse_args()
     target_lines = args.lines or (QUICK_LINES if args.quick else FULL_LINES)
-
-    # Run as a file, this folder comes first on sys.path, where bench/dashboard.py would shadow the
-    # `dashboard` package that the stack imports.
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [path for path in sys.path if Path(path or ".").resolve() != here]
-    from retail.stack import stack
-    from retail.stack.scratch import scratch_settings
 
     state = Path(tempfile.mkdtemp(prefix="retail-bench-dbt-"))
     settings = scratch_settings(state / ".retail")

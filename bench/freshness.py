@@ -1,31 +1,21 @@
 """Benchmark of live serving: how soon a sale counts on the dashboard, and what the live slice costs.
 
-(a) Freshness: the streaming job runs (in this process, as `retail stream` runs it) and a producer sends a
-    steady 1,000 baskets/s stamped with their send time; a poller runs the Overview's KPI query
-    (`dashboard.queries.kpis`, "Last 15 minutes", uncached) five times a second, with the serving
-    refresh of `retail_serving` (a `dbt run` of `retail.dbt.SERVING_MODELS`, in a process of its own)
-    every RETAIL_SERVING_REFRESH_MIN minutes. A basket
-    counts once the query's transaction count reaches its rank in send order (the stream lands whole
-    micro-batches); its freshness is that query's end minus its send time. Baseline in the same run: the
-    time until the same rank is visible in raw.transactions (the speed layer alone).
-(b) Render: the Overview page rendered server-side (Streamlit's AppTest, cold cache) over 1M built line
-    items (bench/dashboard.py's data) plus an unbuilt live slice of 100 baskets/s: the slice one refresh
-    interval leaves at most, then a whole hour's (what an hourly-only build would leave).
+(a) Freshness: the stream runs in this process while a producer sends 1,000 baskets/s stamped with their
+    send time; the Overview's KPI query (`dashboard.queries.kpis`, uncached) polls at 5 Hz, with the
+    `retail_serving` refresh (`retail.dbt.SERVING_MODELS`, own process) every RETAIL_SERVING_REFRESH_MIN.
+    A basket counts once the query's count reaches its send rank; baseline: the same rank in raw.
+(b) Render: the Overview (AppTest, cold cache) over 1M built line items (bench/dashboard_pages.py's data)
+    plus the unbuilt slice one refresh interval leaves at 100 baskets/s, then a whole hour's.
 
-Starts its own embedded PostgreSQL and Kafka in a temporary state folder on free ports, stops them after.
+    python -m bench.freshness [--quick] [--seconds S] [--lines N] [--phases freshness,render]
 
-    python bench/freshness.py [--quick] [--seconds S] [--lines N] [--phases freshness,render]
-
-Prints per-phase figures, then one JSON line: freshness_p50_s, freshness_p95_s, raw_p50_s, raw_p95_s,
-baskets, overview_render_s (refresh-interval slice), overview_render_hour_slice_s, slice_baskets,
-hour_slice_baskets, line_items, refresh_min, load_avg. Goals (2 cores): freshness p95 <= 10 s; Overview
-render <= 1.5 s.
+Last line: one JSON object (freshness_p50_s, freshness_p95_s, raw_p50_s, raw_p95_s, overview_render_s,
+overview_render_hour_slice_s, line_items, ...). Goals (2 cores): freshness p95 <= 10 s; render <= 1.5 s.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -38,34 +28,17 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-# Run as `python bench/freshness.py`, bench/ is first on sys.path, where bench/dashboard.py and bench/ml.py
-# would shadow the packages of the same names: drop it before importing the project.
-BENCH_DIR = Path(__file__).resolve().parent
-if sys.path and Path(sys.path[0] or ".").resolve() == BENCH_DIR:
-    sys.path.pop(0)
+import psycopg
+from kafka import KafkaProducer
 
-import psycopg  # noqa: E402
-from kafka import KafkaProducer  # noqa: E402
-
-from retail.dbt import SERVING_MODELS, run_dbt  # noqa: E402
-from retail.settings import Settings, get_settings  # noqa: E402
-from retail.stack import stack  # noqa: E402
-from retail.stack.airflow import retail_environment  # noqa: E402
-from retail.stack.scratch import scratch_settings  # noqa: E402
-
-
-def sibling(name: str) -> object:
-    """Another bench script as a module (bench/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH_DIR / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-speed_bench = sibling("speed_layer")
-dashboard_bench = sibling("dashboard")
-dbt_bench = sibling("dbt_build")
+from bench import dashboard_pages as dashboard_bench  # sibling scripts
+from bench import dbt_build as dbt_bench
+from bench import speed_layer as speed_bench
+from retail.dbt import SERVING_MODELS, run_dbt
+from retail.settings import Settings, get_settings
+from stack import stack
+from stack.airflow import retail_environment
+from tests.scratch import scratch_settings
 
 RATE = 1000  # baskets/s sent in (a)
 SLICE_RATE = 100  # baskets/s of the unbuilt slice in (b)

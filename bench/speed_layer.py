@@ -1,21 +1,17 @@
 """Benchmark of the speed layer, in one run on the same data:
 
-(a) sustained line items/s from Kafka to committed raw facts, with the whole streaming job running
-    (all four queries, as `retail stream` runs them), over a backlog produced beforehand;
-(b) the same backlog through a bare kafka-python consumer + COPY loop (json.loads, CSV, COPY into temp
-    tables, the same `insert ... on conflict do nothing` into the same raw tables), and the ratio a/b;
-(c) latency from event time to row visible in raw.transactions while a producer sends a steady
-    1,000 transactions/s.
+(a) sustained line items/s from Kafka to committed raw facts, the whole streaming job running, over a
+    backlog produced beforehand (timed once `start_queries` returned: JVM and warm-up excluded);
+(b) the same backlog through a bare kafka-python consumer + COPY loop into the same raw tables with the
+    same `insert ... on conflict do nothing`, and the ratio a/b;
+(c) event time to row visible in raw.transactions while a producer sends a steady 1,000 transactions/s.
 
-Starts its own embedded PostgreSQL and Kafka in a temporary state folder on free ports and stops them
-afterwards; Spark runs in-process (`local[*]`, the settings' trigger and batch bound). Timing of (a)
-starts once `start_queries` returned: JVM start, query start and the Python workers' warm-up excluded.
+On its own embedded PostgreSQL and Kafka; Spark in-process (`local[*]`, the settings' trigger and bound).
 
-    python bench/speed_layer.py [--quick] [--transactions N] [--latency-s S]
+    python -m bench.speed_layer [--quick] [--transactions N] [--latency-s S]
 
-Prints per-phase figures, then one JSON line: line_items_per_s, baseline_line_items_per_s, ratio,
-latency_p50_s, latency_p95_s, line_items. Goals (2 cores): >= 10,000 line items/s; ratio >= 0.5;
-p95 <= 3 s.
+Last line: one JSON object (line_items_per_s, baseline_line_items_per_s, ratio, latency_p50_s,
+latency_p95_s, line_items). Goals (2 cores): >= 10,000 line items/s; ratio >= 0.5; p95 <= 3 s.
 """
 
 from __future__ import annotations
@@ -43,6 +39,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from retail.contracts import LineItem, TransactionEvent
 from retail.settings import Settings
+from stack import stack
+from tests.scratch import scratch_settings
 
 FULL_TRANSACTIONS = 150_000
 QUICK_TRANSACTIONS = 15_000
@@ -277,13 +275,6 @@ def main() -> None:
     args = parser.parse_args()
     transactions = args.transactions or (QUICK_TRANSACTIONS if args.quick else FULL_TRANSACTIONS)
     latency_s = args.latency_s or (15.0 if args.quick else 60.0)
-
-    # Run as a file, this folder comes first on sys.path, where bench/dashboard.py would shadow the
-    # `dashboard` package that the stack imports.
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [path for path in sys.path if Path(path or ".").resolve() != here]
-    from retail.stack import stack
-    from retail.stack.scratch import scratch_settings
 
     state = Path(tempfile.mkdtemp(prefix="bench-speed-"))
     settings = scratch_settings(state / ".retail")

@@ -6,7 +6,7 @@ Airflow's metadata database), then `down` / warm `up` rounds with the data on di
 the stop are the everyday figures; each service's time comes from the CLI's own lines (when each
 reported healthy; the stop times `down` reports).
 
-    python bench/startup.py [--quick]
+    python -m bench.startup [--quick]
 
 Prints figures, then one JSON line: startup_s (cold), warm_up_s, down_s (best of the rounds), services,
 up_by_service, down_by_service. Goals: startup_s <= 120, warm_up_s <= 45, down_s <= 15.
@@ -25,9 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from retail.stack.scratch import free_port
+from tests.scratch import free_port
 
-RETAIL = [sys.executable, "-m", "retail.cli"]
+RETAIL = [sys.executable, "-m", "stack.cli"]
 GOALS = {"startup_s": 120, "warm_up_s": 45, "down_s": 15}
 
 

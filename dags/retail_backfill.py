@@ -22,9 +22,9 @@ from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from retail.alerts import on_dag_run_failure, task_defaults
-from retail.assets import MARTS
-from retail.batch import dbt_build_operator, recompute_operator
+from dags.common.assets import MARTS
+from dags.common.batch import dbt_build_operator, recompute_operator
+from dags.common.callbacks import on_dag_run_failure, task_defaults
 from retail.settings import get_settings
 
 SETTINGS = get_settings()
@@ -54,7 +54,7 @@ def retail_backfill() -> None:
         """The closed hours of the requested days; a bad range fails at once, naming the fix."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from retail import batch
+        from spark import hours as batch
 
         params = get_current_context()["params"]
         try:

@@ -9,15 +9,16 @@ by default), which recomputes the per-product minute metrics of those hours from
 stream's own transformation functions into `batch.product_metrics_minute` and marks them in
 `batch.closed_hours`; the dbt project runs as two `dbt build` tasks (Cosmos, one dbt invocation each,
 tests right after each node): `build_marts`, every model derived from raw alone, which never waits for
-Spark, and `build_serving`, the models reading the batch layer (`retail.batch.BATCH_DEPENDENT`), after
-the recompute; a failed build names the failed models in its exception and its ops.alerts row;
+Spark, and `build_serving`, the models reading the batch layer (`dags.common.batch.BATCH_DEPENDENT`),
+after the recompute; a failed build names the failed models in its exception and its ops.alerts row;
 `source_freshness` runs whatever failed before and alerts on a stale source; `generate_docs` refreshes
 the dbt docs the Airflow UI serves (Browse > dbt Docs).
 
 **One writer at a time**: every writing task is in the one-slot pool `retail_writers` and holds the
 writer lock (`retail.writer_lock`) that `retail batch`, `retail dbt` and `retail demo` take too. Every
 task has an execution timeout and the run a dagrun timeout; a timeout is an alert in ops.alerts. The logic
-lives in `spark/batch_job.py`, `retail/batch.py` and `dbt_project/`; this file only wires it.
+lives in `spark/batch_job.py`, `spark/hours.py`, `dags/common/batch.py` and `dbt_project/`; this file
+only wires it.
 
 **Serving**: `marts.fct_product_metrics_minute` serves batch rows for closed hours (`is_final`) and the
 speed layer's rows after them; `marts.rpt_reconciliation` shows where the two differed (late events).
@@ -38,9 +39,9 @@ from typing import Any
 
 from airflow.sdk import TriggerRule, dag, get_current_context, task
 
-from retail.alerts import on_dag_run_failure, task_defaults
-from retail.assets import MARTS
-from retail.batch import raw_and_serving_builds, recompute_operator
+from dags.common.assets import MARTS
+from dags.common.batch import raw_and_serving_builds, recompute_operator
+from dags.common.callbacks import on_dag_run_failure, task_defaults
 from retail.settings import get_settings
 
 SETTINGS = get_settings()
@@ -61,7 +62,7 @@ def retail_batch() -> None:
     @task
     def plan_hours() -> dict[str, Any]:
         """The closing time of this run (its interval end, or now for manual runs) and what it closes."""
-        from retail import batch
+        from spark import hours as batch
 
         context = get_current_context()
         as_of = context.get("data_interval_end") or datetime.now(UTC)

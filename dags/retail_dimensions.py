@@ -1,24 +1,11 @@
 """Loads the dimension files into `raw.products` and `raw.stores`.
 
-**What**: reads the product catalog (`RETAIL_PRODUCT_CATALOG_CSV`) and the store list
-(`RETAIL_STORE_LOCATIONS_CSV`), validates every line (types, required fields, ranges, coordinates, dates,
-duplicate keys), upserts the good rows in one transaction and records each rejected line with its line
-number and reason in `ops.rejected_rows`. The logic lives in `dimensions/load.py`; these tasks only call it.
-
-**Idempotent**: unchanged rows are not touched (`loaded_at` only moves when a row changed), rejects are
-keyed by the file's content hash and line, so a rerun leaves identical tables.
-
-**Fails loudly**: when more than `RETAIL_DIMENSION_MAX_REJECT_SHARE` (default 5 %) of a file's lines are
-rejected, or the header is wrong, the task fails without retrying (retries cannot fix a file) and
-loads nothing; `ops.rejected_rows` says why and `ops.alerts` gets an alert.
-
-**Schedule**: `@daily`, without catchup. Nothing in the platform announces a new file (the CSVs are dropped
-in by hand or by a sync job), so there is no upstream Asset to schedule on; a daily sweep is cheap because
-an unchanged file changes no row. After dropping in a new file, trigger the DAG to load it at once
-(UI "Trigger", or `airflow dags trigger retail_dimensions`).
-
-**Produces** the Assets `raw.products` and `raw.stores` (event extra: rows read, loaded, changed,
-rejected and the load id), which downstream DAGs can schedule on with `Asset.ref(name="raw.products")`.
+`load_products` and `load_stores` only call `dimensions.load`: every line validated, good rows upserted
+in one transaction (unchanged rows untouched), each rejected line recorded with its reason in
+`ops.rejected_rows`; a rerun leaves identical tables. A file with more than
+`RETAIL_DIMENSION_MAX_REJECT_SHARE` rejected (or a wrong header) loads nothing and fails without a retry
+(a retry cannot fix a file). Daily, as nothing announces a new file: trigger the DAG after dropping one
+in. Produces the Assets `raw.products` and `raw.stores`.
 """
 
 from __future__ import annotations
@@ -28,7 +15,7 @@ from typing import Any
 
 from airflow.sdk import Asset, dag, task
 
-from retail.alerts import on_dag_run_failure, task_defaults
+from dags.common.callbacks import on_dag_run_failure, task_defaults
 from retail.settings import get_settings
 
 PRODUCTS = Asset(name="raw.products", uri="postgres://retail/retail/raw/products")

@@ -1,27 +1,13 @@
-"""Customer segmentation (RFM + K-Means) and market-basket association rules over the dbt marts.
+"""Customer segments (RFM + K-Means) and basket association rules over the dbt marts.
 
-**What**: `segment_customers` computes RFM per customer from `marts.fct_sales` (net of refunds), scores
-and names the RFM segments and clusters customers with K-Means (k chosen by silhouette);
-`mine_association_rules` finds frequent itemsets over baskets (FP-Growth by default) and keeps the rules
-with lift > 1. The logic lives in `ml/` (`ml.jobs`); these tasks only call it. Parameters are the
-`RETAIL_ML_*` settings.
+`segment_customers` and `mine_association_rules` only call `ml.jobs`, with the `RETAIL_ML_*` settings.
+Each publishes one run atomically: its rows and its `ml.model_runs` row commit together, and the
+`ml.*_latest` views read the newest succeeded run. Too little data records a `skipped` run and keeps
+the previous one; other errors record a `failed` run, retry, then alert in `ops.alerts`.
 
-**Atomic and idempotent**: each task publishes one run: its rows (keyed by run_id) and its succeeded row
-in `ml.model_runs` commit in one transaction, and the `ml.*_latest` views read the newest succeeded run.
-Rerunning over the same marts publishes a new run with identical rows (only run_id and timestamps differ).
-
-**Too little data** (no customers, fewer than two baskets, identical customers) records a `skipped` run
-with the reason and skips the task; the previous run stays visible. Other errors record a `failed` run,
-retry, and raise an alert in `ops.alerts` after the last try.
-
-**Schedule**: daily, at `RETAIL_ML_DAILY_CRON` (UTC) or on the `marts` Asset (`AssetOrTimeSchedule`):
-the daily time guarantees a fresh model every day; an Asset-triggered run (the hourly batch announces
-`marts`) computes only when the last succeeded run is older than `RETAIL_ML_MIN_INTERVAL_HOURS`
-(`check_due` skips it otherwise), so hourly refreshes do not retrain hourly. Manual runs always
-compute (the CLI equivalent is `retail ml run`). Old runs are pruned after each publish (`ml.runs`).
-
-**Produces** the Assets `ml.customer_segments` and `ml.product_associations` (event extra: the run
-summary).
+Runs daily at `RETAIL_ML_DAILY_CRON` (UTC) or on the `marts` Asset; an Asset-triggered run computes only
+when the last succeeded run is older than `RETAIL_ML_MIN_INTERVAL_HOURS` (`check_due`), so hourly marts
+refreshes do not retrain hourly. Produces the Assets `ml.customer_segments` and `ml.product_associations`.
 """
 
 from __future__ import annotations
@@ -32,8 +18,8 @@ from typing import Any
 from airflow.sdk import AssetOrTimeSchedule, dag, task
 from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
 
-from retail.alerts import on_dag_run_failure, task_defaults
-from retail.assets import MARTS, ML_RULES, ML_SEGMENTS
+from dags.common.assets import MARTS, ML_RULES, ML_SEGMENTS
+from dags.common.callbacks import on_dag_run_failure, task_defaults
 from retail.settings import get_settings
 
 SETTINGS = get_settings()

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from retail.alerts import on_dag_run_failure, task_defaults
-from retail.batch import writer_task_args
+from dags.common.batch import writer_task_args
+from dags.common.callbacks import on_dag_run_failure, task_defaults
 from retail.settings import get_settings
 
 SETTINGS = get_settings()

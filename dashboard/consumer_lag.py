@@ -2,7 +2,7 @@
 
 The landed position comes from ops.landed_offsets (highest offset committed to a raw table or the dead
 letter, exactly once with its batch). The end comes from the broker, corrected for the embedded broker's
-under-reported ends by the speed layer's own probe (`spark.log_identity.probe_real_ends`, the one place
+under-reported ends by the speed layer's own probe (`retail.log_identity.probe_real_ends`, the one place
 that knows the quirk), and never below the highest end the stream recorded for the same log in
 ops.kafka_log_ends: a probe that was slow on a busy machine must not make the lag look smaller.
 """
@@ -16,8 +16,8 @@ from kafka.errors import KafkaError
 
 from dashboard.db import DashboardError, settings
 from dashboard.queries import LIVE_TTL_S, kafka_log_ends, landed_offsets
+from retail.log_identity import probe_real_ends, topic_id_of
 from retail.topics import kafka_security
-from spark.log_identity import probe_real_ends, topic_id_of
 
 # The probe's fetch returns within the broker's fetch wait when there is nothing beyond the reported end.
 PROBE_TIMEOUT_MS = 500

@@ -500,7 +500,7 @@ def _stream_health(dsn: str) -> tuple[str, str]:
     import psycopg
 
     from dashboard.db import DashboardError, unavailable
-    from spark.health import stream_health
+    from retail.stream_health import stream_health
 
     try:
         health = stream_health(dsn)
@@ -513,5 +513,5 @@ def _stream_health(dsn: str) -> tuple[str, str]:
 
 def stream_health_state() -> tuple[str, str]:
     """(ok | degraded | failed, reason): the speed layer's health as `retail status` shows it (one
-    definition, `spark.health.stream_health`)."""
+    definition, `retail.stream_health.stream_health`)."""
     return _stream_health(settings().analyst_dsn)

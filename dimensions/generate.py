@@ -1,19 +1,9 @@
-"""Generate the product and store dimension CSVs that seed the warehouse.
+"""Generate the product and store dimension CSVs (``product_catalog.csv``, ``store_locations.csv``).
 
-What: writes ``product_catalog.csv`` (products with SKU, category, brand, unit cost
-and base price) and ``store_locations.csv`` (real US cities with approximate
-coordinates, region, opening date, floor area and format).
-
-Why: the simulator, the Spark jobs, dbt and the dashboard all join against the
-same products and stores, so the dimensions are committed data rather than
-something each stage invents. The generator is deterministic -- seeded
-``random.Random`` instances, a fixed row order, ``\\n`` line endings and no
-"now" timestamps -- so running it again reproduces the committed files byte for
-byte and any change to them shows up as a reviewable diff. The first products
-(P0001-P0018) are fixed because the simulator plants co-purchase affinities
-between them.
-
-How to run::
+Every stage joins against the same products and stores, so they are committed data, and the generator is
+deterministic (seeded ``random.Random``, fixed row order, ``\\n`` line endings, no "now"): a rerun
+reproduces the committed files byte for byte, and any change shows up as a reviewable diff. Products
+P0001-P0018 are fixed: the simulator plants co-purchase affinities between them.
 
     python -m dimensions.generate              # writes into db/data/
     python -m dimensions.generate --out /tmp/dims

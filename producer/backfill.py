@@ -1,15 +1,11 @@
 """Historical backfill: D days of past events into Kafka, as fast as the broker takes them.
 
-How it scales: the customer population is split across N worker processes (customer i goes to worker
-i mod N), each with its own idempotent KafkaProducer, because one kafka-python process tops out below
-the throughput goal. Each customer's events come from its own generator seeded by (seed, window start,
-customer number), so the same seed and window give the same events, ids and timestamps whatever N is.
+Customers are split across N worker processes (customer i to worker i mod N), each with its own
+idempotent KafkaProducer: one kafka-python process tops out below the throughput goal. Each customer's
+events come from a generator seeded by (seed, window start, customer number), so a seed and window give
+the same events whatever N is. Workers send in event-time order and stay within
+`backfill.max_skew_minutes` of event time of each other, so the speed layer's watermark sees few late events.
 
-Each worker sends its events in event-time order (refunds and late events wait in a heap until due), and
-no worker runs more than `backfill.max_skew_minutes` of event time ahead of the slowest one, so the
-merged stream is ordered to within that skew and the speed layer's watermark sees few late events.
-
-    from producer.backfill import backfill
     summary = backfill(settings, days=30, seed=7)
 """
 

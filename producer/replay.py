@@ -1,17 +1,11 @@
 """Replay an external sales log (one CSV row per line item) into Kafka as basket events.
 
-This is how a user loads a real point-of-sale export. Rows are grouped into baskets by transaction id
-and sent in timestamp order at the original pace, N times faster, or as fast as possible. Rows the
-platform cannot accept are never dropped silently: unknown products or stores (not in the dimension
-CSVs), returns without a matching sale and unparseable values are counted per reason in the summary
-and written, with the reason, to a rejects CSV in the state folder. Returns (negative quantities; in
-the UCI layout, cancellation invoices `C…`) become refund events of their sale (`producer.returns`).
+Rows are grouped into baskets by transaction id and sent in timestamp order, at the original pace, N
+times faster or as fast as possible. Nothing is dropped silently: unknown products or stores, returns
+without a matching sale and unparseable values are counted per reason and written to a rejects CSV in
+the state folder. Returns become refund events of their sale (`producer.returns`). Event ids derive from
+the transaction id, so replaying a file twice sends the same ids and the speed layer drops the copies.
 
-Events are built and validated with the `retail.contracts` models (replay is paced by the file, not by
-serialization cost). Event ids derive from the transaction id, so replaying a file twice sends the same
-ids and the speed layer recognises the second copy as duplicates.
-
-    from producer.replay import replay
     summary = replay(settings, Path("producer/data/sample_sales.csv"),
                      timestamp_format="%m/%d/%Y %H:%M", speed="max")
 """

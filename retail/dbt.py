@@ -1,18 +1,12 @@
 """dbt for the serving layer, run in-process with its connection taken from the platform settings.
 
-`dbt_project/profiles.yml` holds no credential: it reads environment variables, and `profile_env`
-builds them from the one settings object (the writer role, which owns the marts). `run_dbt` sets them
-for the duration of one dbt invocation (through dbt's `dbtRunner`) and restores the environment
-afterwards; Cosmos builds its profile from the same `profile_env`. dbt's target and log folders go
-under the state folder (`<state_dir>/dbt/`), so runs against different stacks never share parse
-state and nothing is written into the source tree.
+`dbt_project/profiles.yml` holds no credential: it reads environment variables, which `profile_env`
+builds from the settings (the writer role, which owns the marts); Cosmos builds its profile from the
+same function. `run_dbt` sets them for one `dbtRunner` invocation and restores the environment after.
+Target and log folders go under `<state_dir>/dbt/`, so stacks never share parse state and nothing is
+written into the source tree.
 
-Usage::
-
-    from retail.dbt import run_dbt
     result = run_dbt(settings, ["build"])
-    assert result.success
-
     python -m retail.dbt build --select marts      # any dbt arguments, with the default settings
 """
 

@@ -41,6 +41,8 @@ from pydantic_settings import (
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRETS_FILE_NAME = "secrets.env"
 ENV_PREFIX = "RETAIL_"
+# The Airflow connection the DAGs' dbt tasks build their profile from (`retail up` writes it).
+POSTGRES_CONN_ID = "retail_postgres"
 # Where docker compose mounts `secrets:` (one file per secret, named like its variable in lower case).
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 

@@ -24,7 +24,7 @@ from retail.settings import Settings
 
 # Any constant works as long as every writer uses it; the migration runner uses 7_240_517.
 WRITER_LOCK_KEY = 7_240_518
-# Airflow pool of every writing task (one slot): created by `retail up` (retail.stack.airflow).
+# Airflow pool of every writing task (one slot): created by `retail up` (stack.airflow).
 WRITER_POOL = "retail_writers"
 _APPLICATION_PREFIX = "retail-writer:"
 

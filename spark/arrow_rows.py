@@ -1,11 +1,10 @@
-"""The speed layer's micro-batch rows, built on the driver from one Arrow table per batch.
+"""Raw-table rows built on the driver from Arrow tables of events, for both layers.
 
-A sink converts its batch to Arrow once (`toArrow`: one Spark job that reads, validates and parses the
-batch) and derives every output from that table here, with pyarrow compute kernels (columnar, no Python
-row objects): the valid events (the lake's columns, as `spark.transformations.parse_transactions` /
-`parse_refunds` produce them), the raw tables' rows and the dead letters. `basket_rows` and `item_rows`
-are the Arrow twins of `transformations.transaction_rows` and `transformations.explode_items`;
-tests/spark/test_transformations.py checks that both give the same rows.
+A stream sink converts its batch to Arrow once (`toArrow` of `transformations.parsed_or_rejected`: one
+Spark job reads, validates and parses the batch) and derives every output from that table here, with
+pyarrow compute kernels (columnar, no Python row objects): the valid events (the lake's columns), the raw
+tables' rows and the dead letters. The batch job derives its staged rows from the lake's events with the
+same `basket_rows`, `item_rows` and `refund_rows`, so both layers explode baskets into lines alike.
 """
 
 from __future__ import annotations
@@ -16,9 +15,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spark.transformations import REFUND_ROW_COLUMNS, REJECTION_COLUMNS
+from spark.transformations import REJECTION_COLUMNS
 
 KAFKA_COLUMNS = ("kafka_partition", "kafka_offset")
+REFUND_ROW_COLUMNS = (
+    "refund_id",
+    "event_id",
+    "transaction_id",
+    "product_id",
+    "quantity",
+    "amount",
+    "reason",
+    "event_ts",
+    "schema_version",
+    *KAFKA_COLUMNS,
+)
 # ops.dead_letter's columns, from `transformations.parsed_or_rejected`'s rejection columns.
 _DEAD_LETTER_NAMES = {
     "rejected_topic": "topic",
@@ -50,7 +61,7 @@ def split_batch(parsed: pa.Table) -> SplitBatch:
 
 
 def basket_rows(transactions: pa.Table) -> pa.Table:
-    """raw.transactions: one row per basket (`transformations.transaction_rows`)."""
+    """raw.transactions: one row per basket."""
     columns = ["transaction_id", "event_id", "event_ts", "store_id", "customer_id", "channel"]
     table = transactions.select([*columns, "payment_method"])
     table = table.append_column("line_count", pc.list_value_length(transactions["items"]).cast(pa.int32()))
@@ -61,7 +72,7 @@ def basket_rows(transactions: pa.Table) -> pa.Table:
 
 def item_rows(transactions: pa.Table, with_source: bool = False) -> pa.Table:
     """raw.transaction_items: one row per line, numbered from 1 within its basket, a missing discount
-    as 0 (`transformations.explode_items` without its `is_first_product_line` helper column).
+    as 0.
 
     `with_source` adds the basket's Kafka coordinates, so the sink inserts only the lines of baskets its
     insert accepted (a duplicate transaction or event id must not add lines to another basket)."""
@@ -90,7 +101,7 @@ def item_rows(transactions: pa.Table, with_source: bool = False) -> pa.Table:
 
 
 def refund_rows(refunds: pa.Table) -> pa.Table:
-    """raw.refunds (`transformations.refund_rows`)."""
+    """raw.refunds."""
     return refunds.select(list(REFUND_ROW_COLUMNS))
 
 

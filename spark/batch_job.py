@@ -1,12 +1,13 @@
 """The batch layer's recompute: per-product minute metrics of closed hours, from the lake.
 
 The lake (written by the stream's lake queries) is the master dataset; it holds every valid event,
-late ones included. This job reads the hours asked for, drops repeated event ids, and aggregates with
-the same functions as the stream (`explode_items`, `metric_contributions`, `minute_metrics`), so the
-two layers can only differ by the late events the stream's watermark dropped.
+late ones included. This job reads the hours asked for with Spark and, per event date, stages them in
+PostgreSQL temporary tables with the stream's own row builders (`spark.arrow_rows`); then the stream's
+own SQL (`spark.minute_metrics`) keeps the facts that count and aggregates their minutes. So the two
+layers can only differ by the late events the stream's watermark left out.
 
 Which hours: ``--start``/``--end`` (whole hours, UTC) when given (``retail_backfill``); otherwise what
-``retail.batch.plan_closing`` plans as of ``--as-of`` (default: now), the hourly run's and ``retail
+``spark.hours.plan_closing`` plans as of ``--as-of`` (default: now), the hourly run's and ``retail
 batch``'s plan: the ``RETAIL_BATCH_LOOKBACK_HOURS`` hours closed by the clock and by the stream's
 progress, plus every older hour holding late events (``ops.late_events``) that arrived after it was
 closed, whatever its age. Those are closed again; the lookback's hours are closed once.
@@ -26,6 +27,7 @@ import argparse
 import logging
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,20 +36,21 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make the project
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
+import pyarrow as pa
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from retail.batch import plan_closing, plan_hours
 from retail.settings import Settings, get_settings
+from spark.arrow_rows import basket_rows, item_rows, refund_rows
+from spark.hours import floor_hour, plan_closing, plan_hours
 from spark.lake import dataset_path
+from spark.minute_metrics import METRIC_COLUMNS, land_baskets, land_lines, land_refunds, minute_metrics
 from spark.postgres_sink import copy_arrow
-from spark.transformations import explode_items, metric_contributions, minute_metrics
 
 log = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
-METRIC_COLUMNS = ("units", "gross_revenue", "discount", "transactions", "refunds", "refund_amount")
 
 
 class BatchJobError(RuntimeError):
@@ -103,30 +106,25 @@ class BatchResult:
         return dict(self.__dict__)
 
 
-def floor_hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
 def closed_hours(settings: Settings, as_of: datetime) -> HourRange:
     """The lookback hours that ended at least the close delay before `as_of` (what the hourly DAG runs)."""
     planned = plan_hours(settings, as_of)
     return HourRange(datetime.fromisoformat(planned["start"]), datetime.fromisoformat(planned["end"]))
 
 
-def _read_dataset(
+def _lake_days(
     spark: SparkSession, settings: Settings, name: str, hours: list[datetime]
-) -> DataFrame | None:
-    """Events of the hours from one lake dataset (None when the stream has not written it yet)."""
+) -> Iterator[pa.Table]:
+    """The hours' events in one lake dataset, one Arrow table per event date (bounds the driver's memory);
+    nothing when the stream has not written the dataset yet."""
     try:
         events = spark.read.parquet(dataset_path(settings, name))
     except AnalysisException as error:
         if "PATH_NOT_FOUND" in str(error) or "Path does not exist" in str(error):
-            return None
+            return
         raise
     first, end = hours[0], hours[-1] + HOUR
-    selected = events.where(F.col("event_date").isin(sorted({hour.date() for hour in hours}))).where(
-        (F.col("event_ts") >= F.lit(first)) & (F.col("event_ts") < F.lit(end))
-    )
+    selected = events.where((F.col("event_ts") >= F.lit(first)) & (F.col("event_ts") < F.lit(end)))
     if len(hours) < int((end - first) / HOUR):  # gaps: keep only the planned hours
         planned = spark.createDataFrame([(hour,) for hour in hours], "_hour timestamp")
         selected = (
@@ -134,41 +132,57 @@ def _read_dataset(
             .join(F.broadcast(planned), "_hour")
             .drop("_hour")
         )
-    # The producer repeats some events on purpose; the raw tables keep the first, so do we.
-    return selected.dropDuplicates(["event_id"])
+    for day in sorted({hour.date() for hour in hours}):
+        yield selected.where(F.col("event_date") == F.lit(day)).drop("event_date").toArrow()
 
 
-def recompute(spark: SparkSession, settings: Settings, hours: Hours) -> DataFrame:
-    """The minute metrics of the hours, as the stream computes them but from every event in the lake."""
-    hour_list = hours.hours()
-    transactions = _read_dataset(spark, settings, "transactions", hour_list)
-    refunds = _read_dataset(spark, settings, "refunds", hour_list)
-    for name, events in (("transactions", transactions), ("refunds", refunds)):
-        _check_lake_complete(settings, name, hour_list, 0 if events is None else events.count())
-    empty_transactions = spark.createDataFrame([], _lake_schema(spark, "transactions"))
-    empty_refunds = spark.createDataFrame([], _lake_schema(spark, "refunds"))
-    items = explode_items(transactions if transactions is not None else empty_transactions)
-    returned = refunds if refunds is not None else empty_refunds
-    return minute_metrics(metric_contributions(items, returned))
+# Session-temporary tables of a recompute: the lake's events as staged rows (as the stream stages a
+# batch), and the facts that count, with raw's own keys so the landing decides as it does for raw.
+_TABLES = (
+    ("tmp_transactions", "raw.transactions including defaults", ""),
+    (
+        "tmp_items",
+        "raw.transaction_items including defaults",
+        ", kafka_partition integer, kafka_offset bigint",
+    ),
+    ("tmp_refunds", "raw.refunds including defaults", ""),
+    ("counted_transactions", "raw.transactions including defaults including indexes", ""),
+    ("counted_transaction_items", "raw.transaction_items including defaults including indexes", ""),
+    ("counted_refunds", "raw.refunds including defaults including indexes", ""),
+)
 
 
-def _lake_schema(spark: SparkSession, name: str):
-    from spark.transformations import parse_refunds, parse_transactions
+def land_lake_facts(
+    spark: SparkSession, settings: Settings, cursor: psycopg.Cursor, hours: list[datetime]
+) -> None:
+    """Stage the hours' lake events and keep the facts that count in the `counted_*` tables."""
+    for name, like, extra in _TABLES:
+        cursor.execute(f"create temp table {name} (like {like}{extra})")
+    for baskets in _lake_days(spark, settings, "transactions", hours):
+        copy_arrow(cursor, "tmp_transactions", basket_rows(baskets))
+        copy_arrow(cursor, "tmp_items", item_rows(baskets, with_source=True))
+        cursor.execute(
+            f"""with inserted as ({land_baskets("tmp_transactions", "counted_transactions")})
+                {land_lines("tmp_items", "inserted", "counted_transaction_items")}"""
+        )
+        cursor.execute("truncate tmp_transactions, tmp_items")
+    for refunds in _lake_days(spark, settings, "refunds", hours):
+        copy_arrow(cursor, "tmp_refunds", refund_rows(refunds))
+        cursor.execute(land_refunds("tmp_refunds", "counted_refunds"))
+        cursor.execute("truncate tmp_refunds")
 
-    parse = parse_transactions if name == "transactions" else parse_refunds
-    return parse(spark.createDataFrame([], "event_json string, partition int, offset long")).schema
 
-
-def _check_lake_complete(settings: Settings, dataset: str, hours: list[datetime], lake_events: int) -> None:
-    """Refuse to close hours the lake holds fewer events of than the raw table (the same validated events
+def _check_lake_complete(
+    cursor: psycopg.Cursor, settings: Settings, dataset: str, hours: list[datetime]
+) -> None:
+    """Refuse to close hours the lake holds fewer facts of than the raw table (the same validated events
     reach both): the stream's lake queries are behind, or RETAIL_LAKE_URI points elsewhere."""
-    with psycopg.connect(settings.writer_dsn) as conn:
-        row = conn.execute(
-            f"""select count(*) from raw.{dataset}
-                where event_ts >= %s and event_ts < %s and date_trunc('hour', event_ts, 'UTC') = any(%s)""",
-            (hours[0], hours[-1] + HOUR, hours),
-        ).fetchone()
-    raw_events = int(row[0]) if row else 0
+    row = cursor.execute(
+        f"""select (select count(*) from counted_{dataset}), count(*) from raw.{dataset}
+            where event_ts >= %s and event_ts < %s and date_trunc('hour', event_ts, 'UTC') = any(%s)""",
+        (hours[0], hours[-1] + HOUR, hours),
+    ).fetchone()
+    lake_events, raw_events = row if row else (0, 0)
     if lake_events < raw_events:
         raise BatchJobError(
             f"the lake has {lake_events} {dataset} events in {len(hours)} hours {hours[0]:%Y-%m-%d %H:%M}"
@@ -178,61 +192,66 @@ def _check_lake_complete(settings: Settings, dataset: str, hours: list[datetime]
         )
 
 
-def publish(settings: Settings, hours: Hours, metrics: DataFrame, run_id: str) -> BatchResult:
-    """Merge the recomputed windows of `hours` and close the hours, in one transaction."""
+def _publish(cursor: psycopg.Cursor, hours: Hours, run_id: str) -> tuple[int, int, int]:
+    """Merge `tmp_batch_metrics` into the hours' windows and close the hours; (inserted, updated, deleted)."""
     hour_list = hours.hours()
     reclosed = list(hours.late_hours) if isinstance(hours, ClosePlan) else []
-    table = metrics.toArrow()
     metric_list = ", ".join(METRIC_COLUMNS)
     changed = " or ".join(f"m.{c} is distinct from t.{c}" for c in METRIC_COLUMNS)
-    with psycopg.connect(settings.writer_dsn) as conn, conn.cursor() as cursor:
-        cursor.execute(
-            f"""create temp table tmp_batch_metrics on commit drop as
-                select window_start, product_id, {metric_list} from batch.product_metrics_minute
-                with no data"""
-        )
-        copy_arrow(cursor, "tmp_batch_metrics", table)
-        cursor.execute(
-            """delete from batch.product_metrics_minute m
-                where m.window_start >= %s and m.window_start < %s
-                  and date_trunc('hour', m.window_start, 'UTC') = any(%s)
-                  and not exists (select 1 from tmp_batch_metrics t
-                                  where t.window_start = m.window_start and t.product_id = m.product_id)""",
-            (hour_list[0], hour_list[-1] + HOUR, hour_list),
-        )
-        deleted = cursor.rowcount
-        cursor.execute(
-            f"""update batch.product_metrics_minute m set
-                    {", ".join(f"{c} = t.{c}" for c in METRIC_COLUMNS)},
-                    batch_run_id = %s, computed_at = now()
-                from tmp_batch_metrics t
-                where t.window_start = m.window_start and t.product_id = m.product_id and ({changed})""",
-            (run_id,),
-        )
-        updated = cursor.rowcount
-        cursor.execute(
-            f"""insert into batch.product_metrics_minute (window_start, product_id, {metric_list},
-                    batch_run_id)
-                select window_start, product_id, {metric_list}, %s from tmp_batch_metrics
-                on conflict (window_start, product_id) do nothing""",
-            (run_id,),
-        )
-        inserted = cursor.rowcount
-        cursor.execute(
-            """insert into batch.closed_hours (hour_start, batch_run_id)
-               select hour, %s from unnest(%s::timestamptz[]) as hour
-               on conflict (hour_start) do update
-                   set batch_run_id = excluded.batch_run_id, closed_at = now()
-                   where batch.closed_hours.hour_start = any(%s)""",
-            (run_id, hour_list, reclosed),
-        )
-        conn.commit()
-    return BatchResult(run_id, len(hour_list), table.num_rows, inserted, updated, deleted)
+    cursor.execute(
+        """delete from batch.product_metrics_minute m
+            where m.window_start >= %s and m.window_start < %s
+              and date_trunc('hour', m.window_start, 'UTC') = any(%s)
+              and not exists (select 1 from tmp_batch_metrics t
+                              where t.window_start = m.window_start and t.product_id = m.product_id)""",
+        (hour_list[0], hour_list[-1] + HOUR, hour_list),
+    )
+    deleted = cursor.rowcount
+    cursor.execute(
+        f"""update batch.product_metrics_minute m set
+                {", ".join(f"{c} = t.{c}" for c in METRIC_COLUMNS)},
+                batch_run_id = %s, computed_at = now()
+            from tmp_batch_metrics t
+            where t.window_start = m.window_start and t.product_id = m.product_id and ({changed})""",
+        (run_id,),
+    )
+    updated = cursor.rowcount
+    cursor.execute(
+        f"""insert into batch.product_metrics_minute (window_start, product_id, {metric_list}, batch_run_id)
+            select window_start, product_id, {metric_list}, %s from tmp_batch_metrics
+            on conflict (window_start, product_id) do nothing""",
+        (run_id,),
+    )
+    inserted = cursor.rowcount
+    cursor.execute(
+        """insert into batch.closed_hours (hour_start, batch_run_id)
+           select hour, %s from unnest(%s::timestamptz[]) as hour
+           on conflict (hour_start) do update
+               set batch_run_id = excluded.batch_run_id, closed_at = now()
+               where batch.closed_hours.hour_start = any(%s)""",
+        (run_id, hour_list, reclosed),
+    )
+    return inserted, updated, deleted
 
 
 def run(spark: SparkSession, settings: Settings, hours: Hours, run_id: str | None = None) -> BatchResult:
+    """Recompute the hours from the lake; the merge and the closing are one transaction. The staging
+    before it commits statement by statement (temporary tables), so no long transaction holds back the
+    serving horizons while Spark reads the lake."""
     run_id = run_id or f"batch-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    result = publish(settings, hours, recompute(spark, settings, hours), run_id)
+    hour_list = hours.hours()
+    with psycopg.connect(settings.writer_dsn, autocommit=True) as conn, conn.cursor() as cursor:
+        land_lake_facts(spark, settings, cursor, hour_list)
+        for dataset in ("transactions", "refunds"):
+            _check_lake_complete(cursor, settings, dataset, hour_list)
+        cursor.execute(
+            "create temp table tmp_batch_metrics as "
+            + minute_metrics("counted_transaction_items", "counted_refunds")
+        )
+        windows = cursor.rowcount
+        with conn.transaction():
+            inserted, updated, deleted = _publish(cursor, hours, run_id)
+    result = BatchResult(run_id, len(hour_list), windows, inserted, updated, deleted)
     log.info("batch %s: %s", run_id, result.as_dict())
     return result
 
@@ -243,7 +262,7 @@ def _hour(text: str) -> datetime:
 
 
 def planned_hours(settings: Settings, as_of: datetime) -> ClosePlan:
-    """What a run without --start/--end closes as of `as_of` (see `retail.batch.plan_closing`)."""
+    """What a run without --start/--end closes as of `as_of` (see `spark.hours.plan_closing`)."""
     with psycopg.connect(settings.writer_dsn) as conn:
         plan = plan_closing(settings, conn, as_of)
     lookback = None

@@ -1,4 +1,4 @@
-"""Command line of the speed layer, mounted by `retail.cli`:
+"""Command line of the speed layer, mounted by `stack.cli`:
 
     retail stream [--reset-checkpoints]
     retail batch [--start HOUR --end HOUR]

@@ -1,32 +1,14 @@
 """`retail_kafka`: a PySpark Python Data Source that streams one Kafka topic through kafka-python.
 
-Spark's own `kafka` format needs a connector jar that cannot be downloaded here, so this source is the
-default. It produces the same columns as the built-in one (key, value, topic, partition, offset,
-timestamp, timestampType), so nothing downstream knows which one runs.
+The default source, as Spark's own `kafka` format needs a connector jar; it yields the built-in
+source's columns (key, value, topic, partition, offset, timestamp, timestampType) as Arrow batches.
+Contracts (design, batch bounds and broker quirks: README, Speed layer):
 
-* Offsets are plain dicts ``{"topic": name, "partitions": {"0": next_offset, ...}}``; Spark keeps them in
-  the query's checkpoint, so a restart continues where the last committed batch ended.
-* One offset range per Kafka partition; ``read`` fetches exactly ``[start, end)`` of each, so replaying
-  a batch after a failure returns the same records. The ranges are packed into at most
-  ``maxPartitions`` input partitions (the job passes Spark's default parallelism), one per 5,000
-  records: on 2 cores, six small tasks per micro-batch cost more in task start-up than in reading.
-* A new query starts from the earliest offsets: nothing produced before the job started is lost.
-* ``maxRecordsPerBatch`` bounds a micro-batch (admission control through ``ReadMaxRows``), and
-  ``maxBytesPerBatch`` bounds its estimated size: each partition's range counts at the mean size of the
-  records the planner just fetched there (its end probe's on the embedded broker, else a sample at the
-  range's start, `spark.record_probe`), and the ranges shrink until the estimate fits.
-* On a broker without topic ids, each offset carries a fingerprint of the last record read per
-  partition; a log whose record there differs is another log (see `spark.log_identity`).
-* If the broker no longer has what the checkpoint points at (earliest offset beyond it: retention or data
-  loss; latest offset behind it: the broker was reset), the query fails with `SourceDataLoss`, naming the
-  topic, partition, offsets and the recovery command. It never skips silently.
-* ``read`` yields Arrow record batches, not tuples: the Python-to-JVM hand-over is columnar.
-* `validated_stream` validates in the same Python worker that read the records (`validating_source`),
-  instead of a second Python step (``mapInArrow``) that would ship every record JVM -> Python -> JVM
-  once more; with Spark's own `kafka` format it applies `validate_messages` to the same effect.
-* A Python worker keeps its Kafka connection between tasks (Spark reuses the workers), and
-  `warm_up_workers` starts the workers before the first micro-batch, so that batch does not wait for
-  interpreters to start and import pyarrow, kafka-python and pydantic.
+* Offsets are plain dicts ``{"topic": name, "partitions": {"0": next_offset, ...}}``; ``read`` fetches
+  exactly ``[start, end)`` of each partition, so a batch replayed after a failure gets the same records.
+* A new query starts at the earliest offsets; ``maxRecordsPerBatch`` and ``maxBytesPerBatch`` bound a batch.
+* A checkpointed offset the broker no longer has raises `SourceDataLoss`, never a silent skip; on a broker
+  without topic ids, offsets carry a fingerprint of the last record read (`retail.log_identity`).
 
     spark.dataSource.register(KafkaSource)
     spark.readStream.format("retail_kafka").option("bootstrap", "host:9092").option("topic", "t").load()
@@ -45,8 +27,7 @@ from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPart
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
 from pyspark.sql.types import StructType
 
-from retail.topics import kafka_security, spark_kafka_security
-from spark.log_identity import (
+from retail.log_identity import (
     LogChange,
     LogEnds,
     LossPolicy,
@@ -54,7 +35,7 @@ from spark.log_identity import (
     probe_real_ends,
     topic_id_of,
 )
-from spark.record_probe import (
+from retail.record_probe import (
     fingerprint,
     fingerprint_offset,
     offset_consumer,
@@ -62,6 +43,7 @@ from spark.record_probe import (
     records_from,
     sampling_consumer,
 )
+from retail.topics import kafka_security, spark_kafka_security
 from spark.transformations import validate_messages
 from spark.validation import Dimensions, EventType, validate_batches
 

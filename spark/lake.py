@@ -1,7 +1,7 @@
 """The lake: every valid event appended as Parquet, partitioned by event date, one dataset per event type.
 
 It is the master dataset the batch layer recomputes from (`<lake>/transactions`, `<lake>/refunds`, read
-with Spark; columns of `transformations.parse_transactions` / `parse_refunds` plus `event_date`).
+with Spark; the columns of `event_schema` plus `event_date`).
 
 How events get there, exactly once:
 
@@ -12,8 +12,8 @@ How events get there, exactly once:
    checkpoint's query id, the batch id and the batch's valid offsets: a batch replayed after a crash
    rewrites the same file, which therefore counts once. (Should a replay validate differently, e.g. a
    product was loaded in between, the new content gets a new name: the lake may then hold an event
-   twice, which the batch layer drops by event_id as it drops the producer's own repeats, but never
-   misses one.)
+   twice, which the batch layer drops as raw drops the producer's own repeats (`spark.minute_metrics`),
+   but never misses one.)
 2. The lake query of the dataset is a Spark file stream from the spool to the lake (`start_lake_query`):
    no Kafka read and no Python, it packs the many small spool files into a few Parquet files per date
    every `RETAIL_STREAM_LAKE_TRIGGER_S`. Spark's file source remembers which spool files it read (its
@@ -56,7 +56,7 @@ def spool_path(settings: Settings, dataset: str) -> str:
 
 
 def event_schema(dataset: str) -> StructType:
-    """The lake's columns without `event_date`: the output of parse_transactions / parse_refunds."""
+    """The lake's columns without `event_date`: an event's contract fields and its Kafka coordinates."""
     contract = TRANSACTION_SCHEMA if dataset == "transactions" else REFUND_SCHEMA
     return StructType(
         [

@@ -7,16 +7,15 @@ transaction never committed left nothing behind and is written in full. ``query_
 query id, so a fresh checkpoint (whose batch ids restart at 0) is never mistaken for an old one.
 
 One query per topic does all of its topic's Postgres outputs in that transaction: raw rows, dead
-letters, late-event counts, the topic's event-time watermark and the minute metrics. The metrics are
-aggregated from the rows the raw insert actually added (``on conflict do nothing ... returning``), so a
-duplicate event id (which the producer sends on purpose) or a replayed batch never counts twice, and
-each window is added to (``units = units + excluded.units``) under the rule Spark's windowed
-aggregation uses: an event whose 1-minute window ended at or before its topic's watermark (latest
-event time that landed in earlier batches of the topic - 5 minutes) is late: kept in raw and the lake,
-counted in ops.late_events, not aggregated. An event that reuses a landed transaction, refund or event
-id with the other id different is dead-lettered (`duplicate_*`) and adds nothing. Before the
-transaction commits, the batch's valid events are handed to the lake
-(`spark.lake.LakeSpool`), under a name that a replay of the same batch reproduces.
+letters, late-event counts, the topic's event-time watermark and the minute metrics. Which facts count
+and how a minute is aggregated is `spark.minute_metrics`, the SQL the batch job runs too: the metrics
+come from the rows the raw insert actually added, so a repeated event or a replayed batch never counts
+twice, and are added to their windows (``units = m.units + excluded.units``) unless late: an event whose
+1-minute window ended at or before its topic's watermark (latest event time landed in earlier batches
+of the topic - 5 minutes) is kept in raw and the lake, counted in ops.late_events, not aggregated. An
+event that reuses a landed transaction, refund or event id with the other id different is
+dead-lettered (`duplicate_*`) and adds nothing. Before the transaction commits, the batch's valid
+events are handed to the lake (`spark.lake.LakeSpool`), under a name a replay of the batch reproduces.
 
 Bulk path: each batch becomes Arrow on the driver once (``toArrow`` of
 `transformations.parsed_or_rejected` of the validated messages: one Spark job reads, validates and
@@ -50,6 +49,15 @@ from spark.arrow_rows import (
     without_records,
 )
 from spark.lake import LakeSpool
+from spark.minute_metrics import (
+    METRIC_COLUMNS,
+    NO_LINES,
+    NO_REFUNDS,
+    land_baskets,
+    land_lines,
+    land_refunds,
+    minute_metrics,
+)
 from spark.transformations import WATERMARK_DELAY_S, parsed_or_rejected
 from spark.validation import EventType
 
@@ -226,6 +234,15 @@ def _advance_watermark(topic: str) -> str:
             updated_at = now()"""
 
 
+def _add_metrics(lines: str, refunds: str) -> str:
+    """Add the minute metrics of `lines` and `refunds` to speed.product_metrics_minute's windows."""
+    added = ", ".join(f"{c} = m.{c} + excluded.{c}" for c in METRIC_COLUMNS)
+    columns = ", ".join(METRIC_COLUMNS)
+    return f"""insert into speed.product_metrics_minute as m (window_start, product_id, {columns})
+        select * from ({minute_metrics(lines, refunds)}) metrics order by 1, 2
+        on conflict (window_start, product_id) do update set {added}, updated_at = now()"""
+
+
 def _write_duplicates(
     cursor: psycopg.Cursor, topic: str, staged: str, table: str, key: str
 ) -> set[tuple[int, int]]:
@@ -298,38 +315,11 @@ class RawTransactionsSink(_RawSink):
             # Lines only of the baskets this insert added (matched by Kafka record): a repeated event,
             # or another basket under a used transaction or event id, adds no line and no metric.
             cursor.execute(
-                f"""with inserted as (
-                        insert into raw.transactions (transaction_id, event_id, event_ts, store_id,
-                            customer_id, channel, payment_method, line_count, schema_version,
-                            kafka_partition, kafka_offset)
-                        select transaction_id, event_id, event_ts, store_id, customer_id, channel,
-                            payment_method, line_count, schema_version, kafka_partition, kafka_offset
-                        from tmp_transactions order by kafka_partition, kafka_offset
-                        on conflict do nothing
-                        returning transaction_id, kafka_partition, kafka_offset, event_ts),
+                f"""with inserted as ({land_baskets("tmp_transactions")}),
                     late as ({_late_counts(self.topic)}),
                     watermark as ({_advance_watermark(self.topic)}),
-                    lines as (
-                        insert into raw.transaction_items (transaction_id, line_number, product_id,
-                            quantity, unit_price, discount, event_ts, store_id)
-                        select i.transaction_id, i.line_number, i.product_id, i.quantity, i.unit_price,
-                            i.discount, i.event_ts, i.store_id
-                        from tmp_items i
-                        join inserted b using (transaction_id, kafka_partition, kafka_offset)
-                        on conflict do nothing
-                        returning transaction_id, product_id, quantity, unit_price, discount, event_ts)
-                    insert into speed.product_metrics_minute as m (window_start, product_id, units,
-                        gross_revenue, discount, transactions)
-                    select {_MINUTE}, product_id, sum(quantity), sum(quantity * unit_price), sum(discount),
-                        count(distinct transaction_id)
-                    from lines where {_ON_TIME}
-                    group by 1, 2 order by 1, 2
-                    on conflict (window_start, product_id) do update set
-                        units = m.units + excluded.units,
-                        gross_revenue = m.gross_revenue + excluded.gross_revenue,
-                        discount = m.discount + excluded.discount,
-                        transactions = m.transactions + excluded.transactions,
-                        updated_at = now()""",
+                    lines as ({land_lines("tmp_items", "inserted")})
+                    {_add_metrics("(select * from lines where " + _ON_TIME + ")", NO_REFUNDS)}""",
                 {"cutoff": cutoff},
             )
             dead = _write_dead_letters(cursor, batch.dead_letters)
@@ -372,25 +362,10 @@ class RawRefundsSink(_RawSink):
             copy_arrow(cursor, "tmp_refunds", refunds)
             # Late counts and metrics from the refunds this insert added: a repeated event adds nothing.
             cursor.execute(
-                f"""with inserted as (
-                        insert into raw.refunds (refund_id, event_id, transaction_id, product_id,
-                            quantity, amount, reason, event_ts, schema_version, kafka_partition,
-                            kafka_offset)
-                        select refund_id, event_id, transaction_id, product_id, quantity, amount,
-                            reason, event_ts, schema_version, kafka_partition, kafka_offset
-                        from tmp_refunds order by kafka_partition, kafka_offset on conflict do nothing
-                        returning product_id, amount, event_ts),
+                f"""with inserted as ({land_refunds("tmp_refunds")}),
                     late as ({_late_counts(self.topic)}),
                     watermark as ({_advance_watermark(self.topic)})
-                    insert into speed.product_metrics_minute as m (window_start, product_id, refunds,
-                        refund_amount)
-                    select {_MINUTE}, product_id, count(*), sum(amount)
-                    from inserted where {_ON_TIME}
-                    group by 1, 2 order by 1, 2
-                    on conflict (window_start, product_id) do update set
-                        refunds = m.refunds + excluded.refunds,
-                        refund_amount = m.refund_amount + excluded.refund_amount,
-                        updated_at = now()""",
+                    {_add_metrics(NO_LINES, "(select * from inserted where " + _ON_TIME + ")")}""",
                 {"cutoff": cutoff},
             )
             dead = _write_dead_letters(cursor, batch.dead_letters)

@@ -23,7 +23,7 @@ from pyspark.sql.streaming.listener import (
     QueryTerminatedEvent,
 )
 
-from spark.health import failure_message, record_query_state
+from retail.stream_health import failure_message, record_query_state
 from spark.transformations import WATERMARK_DELAY_S
 
 log = logging.getLogger(__name__)

@@ -1,30 +1,13 @@
 """The speed layer: Kafka -> Spark Structured Streaming -> PostgreSQL and the lake.
 
     retail stream                       # or: python -m spark.streaming_job
-    retail stream --reset-checkpoints   # after a broker reset / data loss, see below
+    retail stream --reset-checkpoints   # after a broker reset or data loss
 
-Four queries, each with its own checkpoint under `<checkpoint_dir>/<query>` (settings.checkpoint_dir,
-default `<state_dir>/checkpoints`). Each Kafka message is read and validated once, by its topic's raw
-query, which writes every Postgres output of its topic in one transaction per micro-batch
-(`spark.postgres_sink`):
-
-1. raw_transactions   transactions topic -> raw.transactions, raw.transaction_items, and the sales
-                      columns of speed.product_metrics_minute (1-minute windows, 5-minute watermark
-                      per topic)
-2. raw_refunds        refunds topic -> raw.refunds and the refund columns of the minute metrics
-3. lake_transactions, the valid events the raw queries handed over -> Parquet under settings.lake,
-   lake_refunds       partitioned by event date (`spark.lake`)
-
-Queries 1 and 2 also write ops.dead_letter (invalid messages) and ops.late_events (events beyond the
-watermark, which the metrics leave out but raw and lake keep). All writes are exactly-once; progress
-goes to ops.stream_progress (`spark.progress_listener`).
-
-A replaced broker log (restart of the memory-only broker, recreated topic) is told by its topic id
-(`spark.log_identity`): the raw queries continue from the start of the new log, and messages of the old
-log that never landed raise an error alert with exact counts (or stop the query, RETAIL_STREAM_LOSS_POLICY).
-`--reset-checkpoints` moves the raw queries' checkpoints aside into `<checkpoint_dir>.reset-<UTC time>`,
-so the next start re-reads every topic from its earliest offset (the raw tables ignore events they
-already hold); the lake's checkpoints and file-sink logs stay.
+Four queries, each with its own checkpoint under `checkpoint(settings, query_name)`: `raw_transactions`
+and `raw_refunds` read and validate each message of their topic once and write all of its Postgres
+outputs exactly once (`spark.postgres_sink`), handing valid events to `lake_transactions` and
+`lake_refunds` (`spark.lake`). `--reset-checkpoints` moves only the raw queries' checkpoints aside, so
+they re-read every topic from its earliest offset. The queries and their outputs: README, Speed layer.
 """
 
 from __future__ import annotations
@@ -44,9 +27,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from retail.settings import Settings, get_settings
+from retail.stream_health import failure_message, recent_failures, record_failure
 from retail.topics import ensure_topics
 from spark.drain import LogEndWatcher
-from spark.health import failure_message, recent_failures, record_failure
 from spark.kafka_source import validated_stream, warm_up_workers
 from spark.lake import LakeSpool, spool_path, start_lake_query
 from spark.postgres_sink import RawRefundsSink, RawTransactionsSink

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 
 from retail.settings import Settings
-from retail.stack import stack
-from retail.stack.scratch import scratch_settings
+from stack import stack
+from tests.scratch import scratch_settings
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -3,7 +3,8 @@ of every raw and mart table, dead letters, late events, the last runs of each DA
 reconciliation and recent alerts. Refreshes on its own every RETAIL_DASHBOARD_REFRESH_S seconds.
 
 DAG runs come from ops.task_runs, written by the task callbacks every platform DAG gets from
-retail.alerts.DEFAULT_TASK_ARGS: the dashboard's read-only login cannot read Airflow's metadata database.
+dags.common.callbacks.DEFAULT_TASK_ARGS: the dashboard's read-only login cannot read Airflow's metadata
+database.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from retail.cli import app
 from retail.settings import Settings
-from retail.stack.scratch import free_port
+from stack.cli import app
+from tests.scratch import free_port
 
 runner = CliRunner()
 
@@ -87,7 +87,7 @@ def test_up_status_logs_down(private_env: Path) -> None:
 
 def test_platform_fixture_is_not_touched_by_cli_tests(platform: Settings) -> None:
     """The CLI tests above use their own ports; the shared stack keeps running."""
-    from retail.stack import stack
+    from stack import stack
 
     assert {component.state for component in stack.status(platform)} == {"up"}
 

@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 
 from retail.settings import PROJECT_ROOT, SECRETS_FILE_NAME, Settings, env_name
-from retail.stack.secrets import GENERATED_SECRETS
 from spark.session import local_bind_address
+from stack.secrets import GENERATED_SECRETS
 from tests.compose import settings_reads
 
 ANY_ADDRESS = {"0.0.0.0", "*", "::", ""}
@@ -292,6 +292,8 @@ def entry_modules(service: dict[str, Any]) -> tuple[set[str], str]:
         modules |= {_cli_module(command[1:])}
     if command[:1] == ["airflow"]:
         modules |= {settings_reads.module_name(dag) for dag in (PROJECT_ROOT / "dags").glob("*.py")}
+        # Task processes also run the application the DAGs spark-submit (its driver runs in this container).
+        modules |= {"spark.batch_job"}
     if "org.apache.spark.deploy.worker.Worker" in command:
         # Executors run whatever drivers send: the stream's and the batch job's code.
         modules |= {"spark.streaming_job", "spark.batch_job"}
@@ -304,7 +306,7 @@ def _cli_module(arguments: list[str]) -> str:
 
     import typer.main
 
-    from retail.cli import app
+    from stack.cli import app
 
     command = typer.main.get_command(app)
     for argument in arguments:
@@ -313,7 +315,7 @@ def _cli_module(arguments: list[str]) -> str:
             break
         command = sub
     callback = inspect.unwrap(command.callback) if command.callback else None
-    return callback.__module__ if callback else "retail.cli"
+    return callback.__module__ if callback else "stack.cli"
 
 
 def secret_field(secret: str) -> str | None:

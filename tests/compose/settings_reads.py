@@ -15,7 +15,7 @@ from pathlib import Path
 
 from retail.settings import PROJECT_ROOT, Settings
 
-PACKAGES = ("retail", "producer", "spark", "dashboard", "ml", "dags", "dimensions")
+PACKAGES = ("retail", "stack", "producer", "spark", "dashboard", "ml", "dags", "dimensions")
 SETTINGS_MODULE = "retail.settings"
 
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from retail.settings import PROJECT_ROOT, Settings, load_settings
-from retail.stack.secrets import COMPOSE_SUPERUSER_SECRET, ensure_secrets, write_compose_secrets
+from stack.secrets import COMPOSE_SUPERUSER_SECRET, ensure_secrets, write_compose_secrets
 from tests.compose import compose_rules as rules
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"

@@ -1,7 +1,7 @@
 """Fixtures for the DAG tests: a real Airflow metadata DB and a database of their own on the platform.
 
 `airflow_env` prepares an `airflow_test` metadata database in the session's embedded PostgreSQL with the
-same code `retail up` uses (`retail.stack.airflow.prepare`: role, database, airflow.cfg, `airflow db
+same code `retail up` uses (`stack.airflow.prepare`: role, database, airflow.cfg, `airflow db
 migrate`), exports Airflow's configuration and the platform's RETAIL_* settings into the environment, and
 only then lets the tests import Airflow: Airflow reads its configuration once, at import.
 
@@ -18,8 +18,8 @@ import psycopg
 import pytest
 
 from retail.settings import Settings, get_settings
-from retail.stack import airflow as airflow_stack
-from retail.stack import postgres
+from stack import airflow as airflow_stack
+from stack import postgres
 
 DAGS_DATABASE = "retail_dags"
 AIRFLOW_TEST_DATABASE = "airflow_test"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from retail.settings import GENERATED_PASSWORD_FIELDS, load_settings
-from retail.stack import airflow
-from retail.stack.secrets import ensure_secrets
+from stack import airflow
+from stack.secrets import ensure_secrets
 
 
 @pytest.fixture

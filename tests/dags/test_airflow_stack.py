@@ -7,7 +7,6 @@ A stack of its own (temporary state folder, free ports), like `retail up` on a f
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +16,10 @@ import psycopg
 import pytest
 
 from retail.settings import Settings
-from retail.stack import airflow, stack
-from retail.stack.scratch import free_port
+from stack import airflow, stack
 from tests.conftest import isolated_settings
+from tests.scratch import free_port
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -76,13 +76,19 @@ def test_airflow_is_healthy_and_serves_the_dags(airflow_stack: Settings) -> None
 
     api = Api(airflow_stack)
     expected = {path.stem for path in airflow.DAGS_FOLDER.glob("retail_*.py")}
-    deadline = time.monotonic() + 180  # the dag-processor parses the files one after the other
-    dags: dict[str, dict] = {}
-    while time.monotonic() < deadline and not expected <= dags.keys():
-        dags = {dag["dag_id"]: dag for dag in api.get("/api/v2/dags")["dags"]}
-        time.sleep(2)
+
+    def served() -> dict[str, dict]:
+        return {dag["dag_id"]: dag for dag in api.get("/api/v2/dags")["dags"]}
+
+    # The dag-processor parses the files one after the other.
+    wait_for(
+        lambda: expected <= served().keys(),
+        timeout_s=180,
+        what=f"the API to serve {sorted(expected)}",
+        interval_s=2,
+    )
+    dags = served()
     assert api.get("/api/v2/importErrors")["total_entries"] == 0
-    assert expected <= dags.keys()
     assert {dag_id: dags[dag_id]["is_paused"] for dag_id in expected} == dict.fromkeys(expected, False)
 
 
@@ -97,14 +103,17 @@ def test_second_up_restarts_nothing(airflow_stack: Settings) -> None:
 
 def test_scheduled_run_loads_the_dimensions(airflow_stack: Settings) -> None:
     api = Api(airflow_stack)
-    deadline = time.monotonic() + 180
-    runs: list[dict] = []
-    while time.monotonic() < deadline:
-        runs = api.get("/api/v2/dags/retail_dimensions/dagRuns")["dag_runs"]
-        if runs and runs[0]["state"] in {"success", "failed"}:
-            break
-        time.sleep(2)
-    assert runs and runs[0]["state"] == "success", runs
+
+    def runs() -> list[dict]:
+        return api.get("/api/v2/dags/retail_dimensions/dagRuns")["dag_runs"]
+
+    wait_for(
+        lambda: (current := runs()) and current[0]["state"] in {"success", "failed"},
+        timeout_s=180,
+        what="the first scheduled retail_dimensions run to finish",
+        interval_s=2,
+    )
+    assert runs()[0]["state"] == "success", runs()
     with psycopg.connect(airflow_stack.writer_dsn) as conn:
         counts = conn.execute("select (select count(*) from raw.products), (select count(*) from raw.stores)")
         assert counts.fetchone() == (245, 30)

@@ -9,10 +9,10 @@ import json
 import psycopg
 from typer.testing import CliRunner
 
-from retail.cli import app
 from retail.dbt import manifest_path
 from retail.settings import Settings
-from retail.stack.airflow import CONNECTIONS_FILE_NAME
+from stack.airflow import CONNECTIONS_FILE_NAME
+from stack.cli import app
 
 
 def test_airflow_prepare_writes_private_config_and_the_manifest(airflow_env: Settings) -> None:

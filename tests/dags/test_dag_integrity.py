@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from retail.settings import Settings
-from retail.stack.airflow import DAGS_FOLDER
+from stack.airflow import DAGS_FOLDER
 
 pytestmark = pytest.mark.integration
 

@@ -1,18 +1,13 @@
 """The lambda architecture end to end: stream -> lake -> retail_batch (Spark + dbt builds) -> serving marts.
 
 The real streaming job lands a backfill plus events later than its watermark; `retail_batch` then runs
-with `dag.test()` (spark-submit of spark/batch_job.py through SparkSubmitOperator, the dbt project as two
-Cosmos `dbt build` tasks, source freshness). Afterwards the served minute metrics of closed hours equal
-a recomputation from the raw facts exactly, `rpt_reconciliation` shows the speed layer's misses where the
-late events fell, and every mart (tables, `*_live` views, the serving view) answers the analyst during the
-run. A second run, with a CLI backfill started during it (it waits for the writer lock), and a backfill
-DAG run of the same day change no table. A year-old replay is served at minute grain after one `retail
-batch` and one build; with the Spark step failing, the raw-derived marts still advance and the failure is
-an alert.
-
-Lean by design (this module was most of the suite's time): one stream phase and one hourly run build the
-state every test reads (module fixtures); the rerun doubles as the lock test, one backfill DAG run checks
-the backfill, and only the history and failure tests add runs of their own.
+with `dag.test()`. Afterwards the served minute metrics of closed hours equal a recomputation from raw,
+`rpt_reconciliation` shows the speed layer's misses where the late events fell, and every mart answers
+the analyst during the run. A rerun (with a CLI backfill waiting for the writer lock) and a backfill DAG
+run change no table; a year-old replay is served at minute grain; a failing Spark step still lets the
+raw-derived marts advance and raises an alert; a failed model and a warned test are named in the alerts.
+Module fixtures build the state once (one stream phase, one hourly run); only the history, failure and
+alert tests add runs of their own.
 """
 
 from __future__ import annotations
@@ -36,15 +31,9 @@ from spark.streaming_job import start_queries
 from tests.checksums import table_checksums
 from tests.conftest import waiting_for_writer_lock
 from tests.serving_poller import MartPoller
-from tests.spark.conftest import (
-    load_dimensions,
-    local_spark,
-    module_settings,
-    scalar,
-    truncate_speed_tables,
-    wait_for,
-)
+from tests.spark.conftest import load_dimensions, local_spark, module_settings, scalar, truncate_speed_tables
 from tests.spark.events import backfill, refund, send_events, transaction
+from tests.waiting import wait_for
 
 # Fixture setup (the stream, an hourly run) counts against the first test's timeout: generous on busy cores.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -98,7 +87,7 @@ def hourly_as_of(hour: datetime) -> datetime:
 def run_dag(dag_id: str, **kwargs: Any) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    from retail.stack.airflow import DAGS_FOLDER
+    from stack.airflow import DAGS_FOLDER
 
     get_settings.cache_clear()
     bag = DagBag(dag_folder=str(DAGS_FOLDER / f"{dag_id}.py"))
@@ -271,7 +260,7 @@ def rerun(lambda_run: Lambda) -> Rerun:
     """One run asserting three things: a rerun over the same data, the analyst's uptime during an hourly
     rebuild of built marts (what happens every hour), and one writer at a time against `retail batch`."""
     settings, hour = lambda_run.settings, lambda_run.hour
-    backfill = [sys.executable, "-m", "retail.cli", "batch", "--start", f"{hour:%Y-%m-%dT%H:00Z}"]
+    backfill = [sys.executable, "-m", "stack.cli", "batch", "--start", f"{hour:%Y-%m-%dT%H:00Z}"]
     backfill += ["--end", f"{hour + timedelta(hours=1):%Y-%m-%dT%H:00Z}"]
     seen: dict[str, Any] = {}
 
@@ -367,7 +356,7 @@ def test_backfill_with_a_reversed_range_fails_naming_the_fix(lambda_run: Lambda)
 def _cli(*args: str) -> subprocess.CompletedProcess:
     """A `retail` command in a process of its own, with this module's settings (environment)."""
     return subprocess.run(
-        [sys.executable, "-m", "retail.cli", *args],
+        [sys.executable, "-m", "stack.cli", *args],
         env=dict(os.environ),
         cwd=PROJECT_ROOT,
         capture_output=True,

@@ -30,7 +30,7 @@ def run_dag() -> Any:
     """One dag.test() run; returns the DagRun (tasks run in this process)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from retail.stack.airflow import DAGS_FOLDER
+    from stack.airflow import DAGS_FOLDER
 
     get_settings.cache_clear()  # a test may have pointed RETAIL_* at other files
     bag = DagBag(dag_folder=str(DAGS_FOLDER / "retail_dimensions.py"))
@@ -171,7 +171,7 @@ def test_too_many_rejects_fail_the_task_and_raise_an_alert(
         "select source, severity, message, context from ops.alerts where source like %s", ("%.load_products",)
     ).fetchall()
     assert (source, severity) == ("airflow:retail_dimensions.load_products", "error")
-    # The failed run is an alert of its own (retail.alerts.on_dag_run_failure).
+    # The failed run is an alert of its own (dags.common.callbacks.on_dag_run_failure).
     assert dags_db.execute(
         "select count(*) from ops.alerts where source = 'airflow:retail_dimensions'"
     ).fetchone() == (1,)

@@ -37,7 +37,7 @@ def ml_dag_settings(
 def run_dag() -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    from retail.stack.airflow import DAGS_FOLDER
+    from stack.airflow import DAGS_FOLDER
 
     get_settings.cache_clear()
     bag = DagBag(dag_folder=str(DAGS_FOLDER / "retail_ml.py"))
@@ -69,8 +69,8 @@ def latest_outputs(conn: psycopg.Connection) -> dict[str, list[tuple]]:
 def test_dag_is_scheduled_daily_and_on_the_marts_asset(airflow_env: Settings) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    from retail.assets import MARTS
-    from retail.stack.airflow import DAGS_FOLDER
+    from dags.common.assets import MARTS
+    from stack.airflow import DAGS_FOLDER
 
     dag = DagBag(dag_folder=str(DAGS_FOLDER / "retail_ml.py")).get_dag("retail_ml")
     assert MARTS.name == "marts"

@@ -11,7 +11,7 @@ import pytest
 
 from retail.dbt import SERVING_MODELS, run_dbt
 from retail.settings import Settings, get_settings
-from retail.stack import postgres
+from stack import postgres
 from tests.checksums import table_checksums
 from tests.dbt.dataset import LATE_BASKET, insert_basket, load_dataset
 
@@ -34,7 +34,7 @@ def serving_settings(airflow_env: Settings, monkeypatch: pytest.MonkeyPatch) -> 
 def run_dag() -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    from retail.stack.airflow import DAGS_FOLDER
+    from stack.airflow import DAGS_FOLDER
 
     get_settings.cache_clear()
     bag = DagBag(dag_folder=str(DAGS_FOLDER / "retail_serving.py"))
@@ -81,10 +81,10 @@ def test_the_refresh_is_a_writer(airflow_env: Settings) -> None:
     """In the one-slot writer pool with the writer lock, like retail_batch's building tasks."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from retail.stack.airflow import DAGS_FOLDER
     from retail.writer_lock import WRITER_POOL
+    from stack.airflow import DAGS_FOLDER
 
     dag = DagBag(dag_folder=str(DAGS_FOLDER / "retail_serving.py")).get_dag("retail_serving")
     (refresh,) = dag.tasks
     assert refresh.pool == WRITER_POOL
-    assert refresh.pre_execute is not None  # retail.batch.take_writer_lock
+    assert refresh.pre_execute is not None  # dags.common.batch.take_writer_lock

@@ -20,7 +20,7 @@ from ml.jobs import run_all
 from producer.backfill import window
 from retail.dbt import run_dbt
 from retail.settings import Settings
-from retail.stack import postgres
+from stack import postgres
 from tests.ml.producer_data import load_raw, simulation_plan
 
 CUSTOMERS = 2000

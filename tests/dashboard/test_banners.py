@@ -11,9 +11,9 @@ from dashboard.components import HOW_TO_GET_DATA
 from dashboard.queries import _live, _slow
 from retail.dbt import run_dbt
 from retail.settings import Settings
-from retail.stack import postgres
-from retail.stack.scratch import free_port
+from stack import postgres
 from tests.dashboard.conftest import open_page, page_paths
+from tests.scratch import free_port
 
 pytestmark = pytest.mark.integration
 

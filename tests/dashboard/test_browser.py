@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,11 +18,12 @@ from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from dashboard import service
 from retail.settings import PROJECT_ROOT, Settings
-from retail.stack.airflow import retail_environment
-from retail.stack.scratch import free_port
+from stack import dashboard_service as service
+from stack.airflow import retail_environment
 from tests.dashboard.dataset import Dataset
+from tests.scratch import free_port
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -55,18 +55,16 @@ def dashboard_url(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) ->
             stdout=output,
             stderr=subprocess.STDOUT,
         )
+
+    def healthy() -> bool:
+        try:
+            service.health_check(settings)
+        except OSError:
+            return False
+        return True
+
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                service.health_check(settings)
-                break
-            except OSError as error:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"dashboard did not start ({error}): {log.read_text()[-2000:]}"
-                    ) from None
-                time.sleep(0.5)
+        wait_for(healthy, timeout_s=120, what="the dashboard's health check", job=process, log=log)
         yield settings.dashboard_url
     finally:
         process.terminate()
@@ -85,6 +83,15 @@ def rendered(driver: webdriver.Chrome, texts: list[str]) -> bool:
     return all(text in body for text in texts) and not running and not skeletons
 
 
+def charts_drawn(driver: webdriver.Chrome) -> bool:
+    """Every Vega chart on the page has its canvas (or svg) with a size."""
+    for chart in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]'):
+        marks = chart.find_elements(By.CSS_SELECTOR, "canvas, svg.marks")
+        if not marks or not marks[0].size["width"] or not marks[0].size["height"]:
+            return False
+    return True
+
+
 @pytest.mark.parametrize("path", list(PAGES))
 def test_every_page_renders_in_chromium(dashboard_url: str, browser: webdriver.Chrome, path: str) -> None:
     browser.get(f"{dashboard_url}/{path}")
@@ -95,8 +102,8 @@ def test_every_page_renders_in_chromium(dashboard_url: str, browser: webdriver.C
         body = browser.find_element(By.TAG_NAME, "body").text
         missing = [text for text in texts if text not in body]
         pytest.fail(f"/{path} did not render {missing}; page text: {body[:1500]}")
-    # Charts draw after the script ends; give the canvas a moment before the screenshot.
-    time.sleep(1.5)
+    # Charts draw after the script ends: wait for each one's canvas before checking and taking the screenshot.
+    WebDriverWait(browser, 60, poll_frequency=0.5).until(charts_drawn)
     body = browser.find_element(By.TAG_NAME, "body").text
     assert not [banner for banner in BANNERS if banner in body], body[:1500]
     assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')

@@ -21,10 +21,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 from retail.contracts import LineItem, TransactionEvent
 from retail.dbt import run_dbt
 from retail.settings import Settings
-from retail.stack import stack
+from stack import stack
 from tests.conftest import isolated_settings
 from tests.dashboard.conftest import artifacts_dir
-from tests.spark.conftest import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from retail.stack import stack
-from retail.stack.scratch import scratch_settings
+from stack import stack
 from tests.conftest import isolated_settings
+from tests.scratch import scratch_settings
 
 
 def test_dashboard_is_the_last_service_with_the_stack_settings(tmp_path: Path) -> None:

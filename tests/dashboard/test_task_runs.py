@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 
-from retail import alerts
+from dags.common import callbacks as alerts
 from retail.settings import Settings, get_settings
-from retail.stack import postgres
-from retail.stack.airflow import retail_environment
+from stack import postgres
+from stack.airflow import retail_environment
 
 pytestmark = pytest.mark.integration
 

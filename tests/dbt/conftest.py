@@ -14,7 +14,7 @@ import pytest
 
 from retail.dbt import run_dbt
 from retail.settings import Settings
-from retail.stack import postgres
+from stack import postgres
 from tests.dbt.dataset import load_dataset
 
 

@@ -25,11 +25,11 @@ from dashboard import queries
 from dashboard.time_scope import Scope
 from retail.dbt import run_dbt
 from retail.settings import Settings
-from retail.stack import postgres
+from stack import postgres
 from tests.dashboard import expected
 from tests.dbt.dataset import BASKETS, PRODUCTS, load_dataset
 from tests.serving_poller import MartPoller
-from tests.spark.conftest import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

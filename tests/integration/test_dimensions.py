@@ -13,12 +13,12 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 
+from dags.common import callbacks as alerts
 from dimensions.load import TooManyRejects, load_file, load_products, load_stores
-from retail import alerts
 from retail.dimension_files import read_products
 from retail.settings import PROJECT_ROOT, Settings, get_settings
-from retail.stack import postgres
-from retail.stack.airflow import retail_environment
+from stack import postgres
+from stack.airflow import retail_environment
 
 pytestmark = pytest.mark.integration
 

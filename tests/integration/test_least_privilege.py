@@ -21,10 +21,11 @@ from psycopg import errors, sql
 from typer.testing import CliRunner
 
 from dashboard import db as dashboard_db
-from retail.cli import app
 from retail.settings import PROJECT_ROOT, Settings, load_settings
-from retail.stack.postgres import binaries, run_as_user
-from retail.stack.secrets import ensure_secrets
+from stack.cli import app
+from stack.postgres import binaries, run_as_user
+from stack.secrets import ensure_secrets
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -101,10 +102,12 @@ def test_a_blocked_page_does_not_block_the_next_viewer(pooled: Settings, platfor
         try:
             with psycopg.connect(platform.writer_dsn, autocommit=True) as probe:
                 waiting = "select count(*) from pg_locks where locktype = 'advisory' and not granted"
-                for _ in range(600):
-                    if probe.execute(waiting).fetchone() == (1,):
-                        break
-                    threading.Event().wait(0.1)
+                wait_for(
+                    lambda: probe.execute(waiting).fetchone() == (1,),
+                    timeout_s=120,
+                    what="the slow viewer's query to wait on the advisory lock",
+                    interval_s=0.1,
+                )
             answer = dashboard_db.read_frame("select 42 as answer")
             assert answer["answer"].tolist() == [42]
             assert thread.is_alive()  # the slow page is still waiting: nothing was serialised behind it

@@ -29,15 +29,15 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from retail.batch import recompute_operator
+from dags.common.batch import recompute_operator
 from retail.settings import Settings, get_settings, load_settings
-from retail.stack import airflow, stack
-from retail.stack.spark_cluster import master_state, work_dir
-from retail.stack.supervisor import Supervisor
 from spark.lake import dataset_path
-from tests.spark.conftest import scalar, wait_for
+from stack import airflow, stack
+from stack.spark_cluster import master_state, work_dir
+from stack.supervisor import Supervisor
+from tests.spark.conftest import METRICS_MISMATCHES, scalar
 from tests.spark.events import backfill, send_events
-from tests.spark.test_streaming_job import METRICS_MISMATCHES
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 

@@ -16,10 +16,10 @@ from kafka.structs import TopicPartition
 from retail.contracts import TransactionEvent
 from retail.db import applied_migrations, discover_migrations, migrate
 from retail.settings import Settings
-from retail.stack import stack
-from retail.stack.errors import StackError
-from retail.stack.scratch import free_port
+from stack import stack
+from stack.errors import StackError
 from tests.conftest import isolated_settings
+from tests.scratch import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 from retail.settings import Settings
 from retail.writer_lock import WriterLockTimeout, current_holder, writer_lock
 from tests.conftest import waiting_for_writer_lock
-from tests.spark.conftest import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

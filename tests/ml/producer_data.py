@@ -21,7 +21,7 @@ from producer.config import SimulationConfig, load_simulation_config
 from producer.simulator import Simulator
 from retail.dbt import run_dbt
 from retail.settings import Settings
-from retail.stack import postgres
+from stack import postgres
 
 END = datetime(2026, 11, 2, tzinfo=UTC)
 DAYS = 28

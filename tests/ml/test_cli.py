@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from ml.cli import app
 from ml.runs import RunRecord
 from retail.settings import Settings, get_settings
-from retail.stack.airflow import retail_environment
+from stack.airflow import retail_environment
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from ml.jobs import run_all, run_association_rules, run_segmentation
 from ml.runs import RunRecord, due, insert_run, prune_runs
 from retail.dbt import run_dbt
 from retail.settings import Settings
-from retail.stack import postgres
+from stack import postgres
 
 pytestmark = pytest.mark.integration
 

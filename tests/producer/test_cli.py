@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -85,7 +84,9 @@ def test_ctrl_c_stops_live_mode_after_flushing(cli_settings: Settings, consume: 
     try:
         assert process.stdout is not None
         assert "Ctrl-C to stop" in process.stdout.readline()
-        time.sleep(2)
+        # Ctrl-C once the producer has reported sending (its first "... so far" line, after 5 s).
+        progress = process.stdout.readline()
+        assert int(progress.split()[0].replace(",", "")) > 0, progress
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
     finally:

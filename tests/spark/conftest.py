@@ -7,9 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -107,33 +106,6 @@ def lake_count(spark: SparkSession, path: Path) -> int:
     return spark.read.parquet(str(path)).count()
 
 
-def wait_for(
-    condition: Callable[[], bool],
-    timeout_s: float = 240,
-    what: str = "condition",
-    progress: Callable[[], object] | None = None,
-    job: subprocess.Popen | None = None,
-    log: Path | None = None,
-) -> None:
-    """Poll `condition` until true. With `progress`, `timeout_s` counts from the last change of its
-    value: a loaded machine that keeps moving is waited for, a stuck stream is not. With `job`, fail at
-    once when that process has ended (quoting the end of its `log`)."""
-    deadline = time.monotonic() + timeout_s
-    last = progress() if progress else None
-    while not condition():
-        if job is not None and job.poll() is not None:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-60:]) if log else ""
-            raise AssertionError(
-                f"the streaming job exited ({job.returncode}) while waiting for {what}\n{tail}"
-            )
-        if progress is not None and (now := progress()) != last:
-            last, deadline = now, time.monotonic() + timeout_s
-        if time.monotonic() > deadline:
-            stalled = " without progress" if progress else ""
-            raise AssertionError(f"timed out after {timeout_s:.0f}s{stalled} waiting for {what}")
-        time.sleep(0.5)
-
-
 def stream_progress(settings: Settings) -> object:
     """What changes while the stream works: its committed batches and progress events."""
     return scalar(
@@ -146,6 +118,31 @@ def scalar(settings: Settings, query: str, params: tuple = ()) -> object:
     with psycopg.connect(settings.writer_dsn) as conn:
         row = conn.execute(query, params).fetchone()
         return row[0] if row else None
+
+
+# Speed-layer minute metrics that differ from a recomputation over raw (0 when the stream is exact).
+METRICS_MISMATCHES = """
+with items as (
+    select date_trunc('minute', event_ts) as window_start, product_id, sum(quantity) as units,
+           sum(quantity * unit_price) as gross_revenue, sum(discount) as discount,
+           count(distinct transaction_id) as transactions
+    from raw.transaction_items group by 1, 2),
+refunds as (
+    select date_trunc('minute', event_ts) as window_start, product_id, count(*) as refunds,
+           sum(amount) as refund_amount
+    from raw.refunds group by 1, 2),
+expected as (
+    select coalesce(i.window_start, r.window_start) as window_start,
+           coalesce(i.product_id, r.product_id) as product_id,
+           coalesce(i.units, 0) as units, coalesce(i.gross_revenue, 0) as gross_revenue,
+           coalesce(i.discount, 0) as discount, coalesce(i.transactions, 0) as transactions,
+           coalesce(r.refunds, 0) as refunds, coalesce(r.refund_amount, 0) as refund_amount
+    from items i full join refunds r using (window_start, product_id))
+select count(*) from expected e
+full join speed.product_metrics_minute m using (window_start, product_id)
+where (e.units, e.gross_revenue, e.discount, e.transactions, e.refunds, e.refund_amount)
+      is distinct from (m.units, m.gross_revenue, m.discount, m.transactions, m.refunds, m.refund_amount)
+"""
 
 
 _PASSED = (

@@ -1,6 +1,6 @@
 """The batch recompute (spark/batch_job.py) against a lake written with the stream's own functions.
 
-The lake is built the way the stream's lake queries build it (validate -> parse -> event_date partitions),
+The lake is built the way the stream builds it (validate -> parse -> split -> event_date partitions),
 from known events that include repeated event ids and refunds; the expected minute metrics are summed in
 plain Python from the same events, independently of Spark.
 """
@@ -17,15 +17,10 @@ from pyspark.sql import SparkSession
 
 from retail.settings import Settings
 from spark import batch_job
+from spark.arrow_rows import split_batch
 from spark.kafka_source import KAFKA_COLUMNS_DDL
 from spark.lake import dataset_path
-from spark.transformations import (
-    parse_refunds,
-    parse_transactions,
-    valid_messages,
-    validate_messages,
-    with_event_date,
-)
+from spark.transformations import parsed_or_rejected, validate_messages, with_event_date
 from spark.validation import StaticDimensions
 from tests.spark.events import PRODUCTS, STORES, backfill
 
@@ -36,13 +31,14 @@ HOURS = batch_job.HourRange(START, START + timedelta(hours=2))
 
 
 def write_lake(spark: SparkSession, settings: Settings, events: list, dataset: str) -> None:
-    parse = parse_transactions if dataset == "transactions" else parse_refunds
     # Each record stamped when its event happened, as a producer's broker would.
     rows = [(None, e.model_dump_json().encode(), "t", 0, i, e.event_ts, 0) for i, e in enumerate(events)]
     messages = spark.createDataFrame(rows, KAFKA_COLUMNS_DDL)
     dimensions = StaticDimensions(frozenset(PRODUCTS), frozenset(STORES))
-    validated = validate_messages(messages, dataset.rstrip("s"), dimensions)
-    parsed = with_event_date(parse(valid_messages(validated)))
+    event_type = "transaction" if dataset == "transactions" else "refund"
+    validated = validate_messages(messages, event_type, dimensions)
+    valid = split_batch(parsed_or_rejected(validated, event_type).toArrow()).events
+    parsed = with_event_date(spark.createDataFrame(valid))
     parsed.write.mode("append").partitionBy("event_date").parquet(dataset_path(settings, dataset))
 
 
@@ -216,7 +212,7 @@ def test_a_default_run_closes_every_hour_with_late_events_whatever_its_age(
 
 
 def test_hours_close_only_once_the_stream_has_landed_past_them(platform: Settings) -> None:
-    from retail.batch import plan_closing
+    from spark.hours import plan_closing
 
     settings = platform.model_copy(update={"batch_close_delay_min": 10, "batch_stream_quiet_s": 120})
     as_of = datetime(2026, 11, 24, 13, 5, tzinfo=UTC)

@@ -17,8 +17,9 @@ from retail.settings import Settings
 from retail.topics import admin_client, ensure_topics
 from spark.drain import pending_messages
 from spark.streaming_job import RAW_TRANSACTIONS, reset_checkpoints, start_queries
-from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables, wait_for
+from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables
 from tests.spark.events import now_minute, producer, transaction
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

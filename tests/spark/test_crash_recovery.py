@@ -13,9 +13,10 @@ import pytest
 from pyspark.sql import SparkSession
 
 from retail.settings import Settings
-from retail.stack.scratch import free_port
 from spark.lake import dataset_path
+from tests.scratch import free_port
 from tests.spark.conftest import (
+    METRICS_MISMATCHES,
     kill_hard,
     lake_count,
     load_dimensions,
@@ -25,10 +26,9 @@ from tests.spark.conftest import (
     stop_job,
     stream_progress,
     truncate_speed_tables,
-    wait_for,
 )
 from tests.spark.events import backfill, now_minute, send_events
-from tests.spark.test_streaming_job import METRICS_MISMATCHES
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,7 @@ def test_sigkill_twice_then_restart_loses_and_duplicates_nothing(
             job=job,
             log=log,
         )
-        time.sleep(rng.uniform(0.0, 3.0))
+        time.sleep(rng.uniform(0.0, 3.0))  # a random kill point within the run, not ordering
         kill_hard(job)
 
     last = thirds[2]

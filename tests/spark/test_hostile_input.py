@@ -19,8 +19,9 @@ from pyspark.sql.streaming import StreamingQuery
 from retail.contracts import MAX_BASKET_LINES, MAX_EVENT_BYTES
 from retail.settings import Settings
 from spark.streaming_job import start_queries
-from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables, wait_for
+from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables
 from tests.spark.events import backfill, now_minute, producer, refund, send_events, transaction
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,9 @@ from pyspark.sql.streaming import StreamingQuery
 from retail.settings import Settings
 from spark.lake import dataset_path
 from spark.streaming_job import start_queries
-from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables, wait_for
+from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables
 from tests.spark.events import now_minute, refund, send_events, transaction
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

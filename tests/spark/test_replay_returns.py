@@ -16,9 +16,10 @@ from ml.jobs import run_segmentation
 from producer.replay import replay
 from retail.dbt import run_dbt
 from retail.settings import PROJECT_ROOT, Settings
-from retail.stack import postgres
 from spark.streaming_job import start_queries
-from tests.spark.conftest import module_settings, scalar, wait_for
+from stack import postgres
+from tests.spark.conftest import module_settings, scalar
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from retail.settings import Settings
-from retail.stack.scratch import free_port
+from tests.scratch import free_port
 from tests.spark.conftest import (
     load_dimensions,
     module_settings,
@@ -20,9 +20,9 @@ from tests.spark.conftest import (
     start_job,
     stop_job,
     truncate_speed_tables,
-    wait_for,
 )
 from tests.spark.events import backfill, now_minute, send_events
+from tests.waiting import wait_for
 
 # 10 minutes of load plus catching up: beyond the suite's default 600 s timeout.
 pytestmark = [pytest.mark.integration, pytest.mark.soak, pytest.mark.timeout(1800)]

@@ -15,8 +15,8 @@ from retail.settings import Settings
 from retail.topics import admin_client
 from spark import kafka_source
 from spark.kafka_source import KafkaStreamReader, bound_bytes
-from tests.spark.conftest import wait_for
 from tests.spark.events import producer
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -12,13 +12,14 @@ import pytest
 from pyspark.sql import SparkSession
 
 from retail.settings import Settings
+from retail.stream_health import record_query_state, stream_health
 from retail.topics import admin_client
 from spark import streaming_job
-from spark.health import record_query_state, stream_health
 from spark.progress_listener import ProgressRecorder
 from spark.streaming_job import RAW_TRANSACTIONS, start_queries
-from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables, wait_for
+from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables
 from tests.spark.events import now_minute, send_events, transaction
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -22,39 +22,17 @@ from spark.lake import dataset_path
 from spark.progress_listener import ProgressRecorder
 from spark.streaming_job import QUERY_NAMES, start_queries
 from tests.spark.conftest import (
+    METRICS_MISMATCHES,
     lake_count,
     load_dimensions,
     module_settings,
     scalar,
     truncate_speed_tables,
-    wait_for,
 )
 from tests.spark.events import backfill, now_minute, send, send_events, transaction
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-
-METRICS_MISMATCHES = """
-with items as (
-    select date_trunc('minute', event_ts) as window_start, product_id, sum(quantity) as units,
-           sum(quantity * unit_price) as gross_revenue, sum(discount) as discount,
-           count(distinct transaction_id) as transactions
-    from raw.transaction_items group by 1, 2),
-refunds as (
-    select date_trunc('minute', event_ts) as window_start, product_id, count(*) as refunds,
-           sum(amount) as refund_amount
-    from raw.refunds group by 1, 2),
-expected as (
-    select coalesce(i.window_start, r.window_start) as window_start,
-           coalesce(i.product_id, r.product_id) as product_id,
-           coalesce(i.units, 0) as units, coalesce(i.gross_revenue, 0) as gross_revenue,
-           coalesce(i.discount, 0) as discount, coalesce(i.transactions, 0) as transactions,
-           coalesce(r.refunds, 0) as refunds, coalesce(r.refund_amount, 0) as refund_amount
-    from items i full join refunds r using (window_start, product_id))
-select count(*) from expected e
-full join speed.product_metrics_minute m using (window_start, product_id)
-where (e.units, e.gross_revenue, e.discount, e.transactions, e.refunds, e.refund_amount)
-      is distinct from (m.units, m.gross_revenue, m.discount, m.transactions, m.refunds, m.refund_amount)
-"""
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +192,9 @@ def test_dlq_replay_resubmits_fixed_records(stream: Settings) -> None:
         )
         assert listed.exit_code == 0, listed.output
         assert "unknown_product" in listed.output
-        time.sleep(1.0)  # > stream_dimension_refresh_s: workers see the new product
+        # Not ordering: the workers' dimension cache lives stream_dimension_refresh_s (a TTL nothing
+        # reports on); once it has passed, every worker reads the new product.
+        time.sleep(2 * stream.stream_dimension_refresh_s)
         assert dead_letter.replay(stream, "unknown_product") == 1
         wait_for(
             lambda: scalar(stream, "select count(*) from raw.transactions") == before + 1, what="replayed"

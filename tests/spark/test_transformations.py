@@ -1,5 +1,5 @@
-"""Unit tests of the transformation and validation functions on static DataFrames (no Kafka, no
-Postgres): the same functions the batch layer reuses."""
+"""Unit tests of the validation, parsing and row-building steps on static DataFrames (no Kafka, no
+Postgres)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from pyspark.sql import Row, SparkSession
-from pyspark.testing import assertDataFrameEqual
+from pyspark.sql import SparkSession
 
 from retail.contracts import MAX_EVENT_BYTES, LineItem
 from spark import arrow_rows
 from spark.kafka_source import KAFKA_COLUMNS_DDL, admit, data_loss_message
 from spark.lake import LakeSpool, event_schema
-from spark.transformations import (
-    dead_letters,
-    explode_items,
-    metric_contributions,
-    minute_metrics,
-    parse_refunds,
-    parse_transactions,
-    parsed_or_rejected,
-    refund_rows,
-    transaction_rows,
-    valid_messages,
-    validate_messages,
-)
+from spark.transformations import parsed_or_rejected, validate_messages
 from spark.validation import StaticDimensions, check_message
 from tests.spark.events import refund, transaction
 
@@ -76,97 +63,33 @@ def test_check_message_reasons(change, reason: str) -> None:
     assert error
 
 
-def test_validate_and_parse_transactions(spark: SparkSession) -> None:
+def test_validate_parse_and_explode_transactions(spark: SparkSession) -> None:
     good = _basket([("P0001", 2, "1.50", "0.30"), ("P0002", 1, "4.00", "0"), ("P0001", 1, "1.50", "0")])
     validated = validate_messages(
         _kafka_rows(spark, [good.model_dump_json().encode(), b"{oops"]), "transaction", DIMENSIONS
     )
-    assert [r.reason for r in dead_letters(validated).collect()] == ["invalid_json"]
-    baskets = parse_transactions(valid_messages(validated))
-    row = transaction_rows(baskets).collect()[0]
-    assert (row.transaction_id, row.line_count, row.event_ts, row.kafka_offset) == (
+    split = arrow_rows.split_batch(parsed_or_rejected(validated, "transaction").toArrow())
+    assert [r["reason"] for r in split.dead_letters.to_pylist()] == ["invalid_json"]
+    assert split.events.schema.names == event_schema("transactions").names
+    [row] = arrow_rows.basket_rows(split.events).to_pylist()
+    assert (row["transaction_id"], row["line_count"], row["event_ts"], row["kafka_offset"]) == (
         good.transaction_id,
         3,
-        T0.replace(tzinfo=None),
+        T0,
         0,
     )
-    items = explode_items(baskets).select(
-        "line_number", "product_id", "quantity", "unit_price", "discount", "is_first_product_line"
+    lines = arrow_rows.item_rows(split.events).select(
+        ["line_number", "product_id", "quantity", "unit_price", "discount"]
     )
-    assertDataFrameEqual(
-        items,
-        [
-            Row(
-                line_number=1,
-                product_id="P0001",
-                quantity=2,
-                unit_price=Decimal("1.50"),
-                discount=Decimal("0.30"),
-                is_first_product_line=True,
-            ),
-            Row(
-                line_number=2,
-                product_id="P0002",
-                quantity=1,
-                unit_price=Decimal("4.00"),
-                discount=Decimal("0.00"),
-                is_first_product_line=True,
-            ),
-            Row(
-                line_number=3,
-                product_id="P0001",
-                quantity=1,
-                unit_price=Decimal("1.50"),
-                discount=Decimal("0.00"),
-                is_first_product_line=False,
-            ),
-        ],
-    )
+    assert [tuple(r.values()) for r in lines.to_pylist()] == [
+        (1, "P0001", 2, Decimal("1.50"), Decimal("0.30")),
+        (2, "P0002", 1, Decimal("4.00"), Decimal("0.00")),
+        (3, "P0001", 1, Decimal("1.50"), Decimal("0.00")),
+    ]
 
 
-def test_minute_metrics_windows(spark: SparkSession) -> None:
-    first = _basket([("P0001", 2, "1.50", "0.30"), ("P0001", 1, "1.50", "0")], seed=1)
-    second = _basket([("P0001", 1, "2.00", "0")], ts=T0.replace(second=59), seed=2)
-    third = _basket([("P0001", 5, "1.00", "0")], ts=T0.replace(minute=31, second=0), seed=3)
-    returned = refund(random.Random(4), first, T0.replace(minute=31, second=5))
-    tx = _kafka_rows(spark, [e.model_dump_json().encode() for e in (first, second, third)])
-    rf = _kafka_rows(spark, [returned.model_dump_json().encode()])
-    items = explode_items(
-        parse_transactions(valid_messages(validate_messages(tx, "transaction", DIMENSIONS)))
-    )
-    refunds = parse_refunds(valid_messages(validate_messages(rf, "refund", DIMENSIONS)))
-    assert refund_rows(refunds).count() == 1
-    metrics = minute_metrics(metric_contributions(items, refunds))
-    assertDataFrameEqual(
-        metrics,
-        [
-            Row(
-                window_start=datetime(2026, 11, 24, 9, 30),
-                product_id="P0001",
-                units=4,
-                gross_revenue=Decimal("6.50"),
-                discount=Decimal("0.30"),
-                transactions=2,
-                refunds=0,
-                refund_amount=Decimal("0.00"),
-            ),
-            Row(
-                window_start=datetime(2026, 11, 24, 9, 31),
-                product_id="P0001",
-                units=5,
-                gross_revenue=Decimal("5.00"),
-                discount=Decimal("0.00"),
-                transactions=1,
-                refunds=1,
-                refund_amount=returned.amount,
-            ),
-        ],
-    )
-
-
-def test_arrow_rows_equal_the_spark_rows(spark: SparkSession) -> None:
-    """The sinks build their rows with pyarrow from one toArrow per batch: the same rows the shared
-    Spark transformations (which the batch layer uses) give."""
+def test_arrow_rows_follow_the_events(spark: SparkSession) -> None:
+    """Every basket's lines (with its Kafka record, for the sink's join), refunds, and dead letters."""
     rng = random.Random(5)
     baskets = [transaction(rng, T0, store_id="S001") for _ in range(6)]
     baskets = [
@@ -177,22 +100,25 @@ def test_arrow_rows_equal_the_spark_rows(spark: SparkSession) -> None:
     tx = _kafka_rows(spark, [payloads[0], b"{oops", *payloads[1:], b'{"event_id": 1}'])
     validated = validate_messages(tx, "transaction", DIMENSIONS)
     split = arrow_rows.split_batch(parsed_or_rejected(validated, "transaction").toArrow())
-    events = parse_transactions(valid_messages(validated))
-    assert split.events.to_pylist() == events.toArrow().to_pylist()
-    assert split.events.schema.names == event_schema("transactions").names
-    assert arrow_rows.basket_rows(split.events) == transaction_rows(events).toArrow()
-    spark_items = explode_items(events).drop("is_first_product_line").toArrow()
-    assert arrow_rows.item_rows(split.events).to_pylist() == spark_items.to_pylist()
-    assert arrow_rows.item_rows(split.events).num_rows == sum(len(b.items) for b in baskets)
-    assert split.dead_letters.to_pylist() == dead_letters(validated).toArrow().to_pylist()
+    assert [r["transaction_id"] for r in arrow_rows.basket_rows(split.events).to_pylist()] == [
+        b.transaction_id for b in baskets
+    ]
+    items = arrow_rows.item_rows(split.events, with_source=True).to_pylist()
+    assert [(r["transaction_id"], r["line_number"], r["quantity"]) for r in items] == [
+        (b.transaction_id, n, line.quantity) for b in baskets for n, line in enumerate(b.items, 1)
+    ]
+    assert {r["kafka_offset"] for r in items} == {0, 2, 3, 4, 5, 6}
     assert [r["reason"] for r in split.dead_letters.to_pylist()] == ["invalid_json", "wrong_type"]
+    assert [r["kafka_offset"] for r in split.dead_letters.to_pylist()] == [1, 7]
 
     returned = [refund(rng, b, T0) for b in baskets[:3]]
     rf = _kafka_rows(spark, [r.model_dump_json().encode() for r in returned])
     validated = validate_messages(rf, "refund", DIMENSIONS)
     split = arrow_rows.split_batch(parsed_or_rejected(validated, "refund").toArrow())
-    spark_refunds = refund_rows(parse_refunds(valid_messages(validated))).toArrow()
-    assert arrow_rows.refund_rows(split.events).to_pylist() == spark_refunds.to_pylist()
+    rows = arrow_rows.refund_rows(split.events).to_pylist()
+    assert [(r["refund_id"], r["amount"], r["kafka_offset"]) for r in rows] == [
+        (r.refund_id, r.amount, n) for n, r in enumerate(returned)
+    ]
     assert split.dead_letters.num_rows == 0
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from retail.settings import PROJECT_ROOT
-from retail.stack.scratch import scratch_settings
 from spark.session import local_bind_address
+from tests.scratch import scratch_settings
 
 pytestmark = pytest.mark.integration
 

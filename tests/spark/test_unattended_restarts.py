@@ -18,12 +18,13 @@ import psycopg
 import pytest
 
 from retail.settings import Settings, load_settings
-from retail.stack import stack
-from retail.stack.scratch import free_port
-from retail.stack.supervisor import Supervisor
 from spark.kafka_source import KafkaStreamReader
-from tests.spark.conftest import scalar, wait_for
+from stack import stack
+from stack.supervisor import Supervisor
+from tests.scratch import free_port
+from tests.spark.conftest import scalar
 from tests.spark.events import now_minute, producer, transaction
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,9 @@ from retail.settings import Settings
 from spark.progress_listener import ProgressRecorder
 from spark.streaming_job import RAW_REFUNDS, RAW_TRANSACTIONS, start_queries
 from spark.transformations import WATERMARK_DELAY_S
-from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables, wait_for
+from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables
 from tests.spark.events import now_minute, refund, send_events, transaction
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

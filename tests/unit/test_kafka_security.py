@@ -11,9 +11,9 @@ import pytest
 
 from producer.kafka_sink import producer_config
 from retail.settings import Settings, SettingsError
-from retail.stack.scratch import scratch_settings
 from retail.topics import kafka_security, spark_kafka_security
 from spark.kafka_source import KafkaRange, KafkaRanges, KafkaStreamReader
+from tests.scratch import scratch_settings
 
 
 def sasl_settings(tmp_path: Path, **overrides: object) -> Settings:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from retail.settings import Settings, SettingsError, load_settings
-from retail.stack.secrets import ensure_secrets
+from stack.secrets import ensure_secrets
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from retail.settings import PROJECT_ROOT
 from retail.spark_conf import cluster_conf
-from retail.stack import stack
-from retail.stack.scratch import scratch_settings
+from stack import stack
+from tests.scratch import scratch_settings
 
 
 def test_cluster_runs_before_the_stream_bound_to_the_stack_host(tmp_path: Path) -> None:

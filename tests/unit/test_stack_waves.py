@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from retail.stack import stack
-from retail.stack.scratch import scratch_settings
-from retail.stack.service import Service
+from stack import stack
+from stack.service import Service
+from tests.scratch import scratch_settings
 
 
 def default_stack(tmp_path: Path) -> list[Service]:

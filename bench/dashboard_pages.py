@@ -1,26 +1,20 @@
 """Benchmark: server-side render time of every dashboard page over 1M line items in the marts.
 
-Starts its own embedded PostgreSQL (and broker) in a temporary state folder on free ports, generates the
-line items, refunds and minute metrics of bench/dbt_build.py (30 days ending 30 minutes ago), adds a
-week of operational rows (stream progress every 2 s for 5 queries, dead letters, late events, DAG task
-outcomes), builds the marts with `dbt build` and runs the ML jobs twice (segment transitions), then renders
-each page with Streamlit's AppTest in this process, as the server would for a browser:
+On its own embedded PostgreSQL: bench/dbt_build.py's facts (30 days ending 30 minutes ago), a week of
+operational rows (stream progress, dead letters, late events, DAG task outcomes), the marts built and
+two ML runs; then each page rendered with Streamlit's AppTest in this process, as the server would:
+cold (query cache emptied: a user after the TTL), warm (straight after), and as baseline the very SQL
+statements of the cold render, timed alone with psycopg as the analyst role.
 
-- cold: Streamlit's query cache emptied before each render (what a user gets once the TTL expired);
-- warm: the same page again straight after (cached queries);
-- baseline: the very SQL statements the cold render ran, timed alone with psycopg as the analyst role.
+    python -m bench.dashboard_pages [--quick] [--lines N] [--repeat N]
 
-    python bench/dashboard.py [--quick] [--lines N] [--repeat N]
-
-Prints per-page figures, then one JSON line: max_page_s (the slowest page's median cold render), pages
-(page -> median cold seconds), warm_pages, sql_s (page -> bare SQL seconds), line_items, load_avg.
+Last line: one JSON object (max_page_s, pages, warm_pages, sql_s, line_items, load_avg).
 Goal (2 cores): every page <= 1.5 s at 1,000,000 line items.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -31,25 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Run as `python bench/dashboard.py`, bench/ is first on sys.path, where bench/ml.py would shadow the ml
-# package: drop it before importing the project.
-BENCH_DIR = Path(__file__).resolve().parent
-if sys.path and Path(sys.path[0] or ".").resolve() == BENCH_DIR:
-    sys.path.pop(0)
+import psycopg
 
-import psycopg  # noqa: E402
-
-from ml.jobs import run_all, run_segmentation  # noqa: E402
-from retail.dbt import run_dbt  # noqa: E402
-from retail.settings import PROJECT_ROOT, Settings, get_settings  # noqa: E402
-from retail.stack import stack  # noqa: E402
-from retail.stack.scratch import scratch_settings  # noqa: E402
-
-# The data generator of bench/dbt_build.py (a sibling script, not a package).
-_spec = importlib.util.spec_from_file_location("bench_dbt_build", BENCH_DIR / "dbt_build.py")
-assert _spec is not None and _spec.loader is not None
-dbt_build = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(dbt_build)
+from bench import dbt_build  # the sibling script's data generator
+from ml.jobs import run_all, run_segmentation
+from retail.dbt import run_dbt
+from retail.settings import PROJECT_ROOT, Settings, get_settings
+from stack import stack
+from tests.scratch import scratch_settings
 
 FULL_LINES = 1_000_000
 QUICK_LINES = 50_000

@@ -15,8 +15,8 @@ import urllib.request
 from pathlib import Path
 
 from retail.settings import Settings
-from retail.stack.errors import StackError
-from retail.stack.service import Service
+from stack.errors import StackError
+from stack.service import Service
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from retail.settings import Settings
-from retail.stack.errors import StackError
-from retail.stack.service import Service
 from retail.topics import admin_client, ensure_topics
+from stack.errors import StackError
+from stack.service import Service
 
 
 def broker_binary() -> Path:

@@ -16,18 +16,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dashboard import service as dashboard
 from dimensions import load as dimensions
 from retail.db import DatabaseUnavailable, migrate
 from retail.settings import Settings
-from retail.stack import airflow, kafka, postgres, spark_cluster
-from retail.stack.errors import StackError
-from retail.stack.secrets import ensure_secrets, secure_state_dir
-from retail.stack.service import Service
-from retail.stack.supervisor import Supervisor
 from retail.topics import ensure_topics
-from spark import service as stream
 from spark.drain import drain
+from stack import airflow, kafka, postgres, spark_cluster
+from stack import dashboard_service as dashboard
+from stack import stream_service as stream
+from stack.errors import StackError
+from stack.secrets import ensure_secrets, secure_state_dir
+from stack.service import Service
+from stack.supervisor import Supervisor
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,15 @@
 """Benchmark: backfill throughput into the local broker versus a bare send-only kafka-python loop.
 
-Starts its own embedded Kafka broker (Tansu, memory storage) on a free port in a temporary state folder,
-then in the same run:
+On its own embedded broker, alternating for a few rounds (fresh topics each, totals reported, so one load
+spike does not decide): `producer.backfill.backfill` with N worker processes, timed from the workers'
+common start to their last acknowledged send; then N processes sending the very same events,
+pre-serialized before the clock starts, same producer settings, one flush. `ratio` = backfill ÷
+send-only events/s (what the simulation costs); `cpu_ratio`, the same per CPU time, is what `ratio`
+converges to on an idle machine. Goals (2 cores): events_per_s ≥ 10,000, ratio ≥ 0.8.
 
-1. `producer.backfill.backfill(...)` with N worker processes (generation + sending), events/s measured
-   from the workers' common start to their last acknowledged send;
-2. a send-only loop: N processes send the very same events, pre-serialized before the clock starts,
-   with the same producer settings, no callbacks, one flush at the end.
+    python -m bench.producer_throughput [--quick]   # full: 20,000 customers × 60 days, 3 rounds
 
-The two phases alternate for a few rounds (fresh topics each time) and the totals over all rounds are
-reported, so a neighbour's load spike on a shared machine does not decide the ratio alone. CPU time per
-event of both phases is reported as well (`cpu_ratio`): it is what the wall-clock ratio converges to on
-an otherwise idle machine, where both phases are CPU-bound.
-
-`ratio` = backfill events/s ÷ send-only events/s: how little the simulation costs next to sending.
-Goals (2-core machine): events_per_s ≥ 10,000 and ratio ≥ 0.8.
-
-    .venv/bin/python bench/producer.py            # full size: 20,000 customers × 60 days, 3 rounds
-    .venv/bin/python bench/producer.py --quick    # small run, well under two minutes
-
-Prints figures, then as the last line one JSON object (events_per_s, send_only_events_per_s, ratio,
-events, workers, ...).
+Last line: one JSON object (events_per_s, send_only_events_per_s, ratio, events, workers, ...).
 """
 
 from __future__ import annotations
@@ -39,18 +28,14 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-# This script is named like the package it measures: drop its own folder from the import path so that
-# `import producer` finds the package, not this file.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
-from producer.backfill import BackfillPlan, backfill, simulate_backfill, window  # noqa: E402
-from producer.catalog import load_catalog  # noqa: E402
-from producer.config import load_simulation_config  # noqa: E402
-from producer.kafka_sink import producer_config  # noqa: E402
-from retail.settings import Settings  # noqa: E402
-from retail.stack import kafka  # noqa: E402
-from retail.stack.scratch import scratch_settings  # noqa: E402
-from retail.topics import ensure_topics  # noqa: E402
+from producer.backfill import BackfillPlan, backfill, simulate_backfill, window
+from producer.catalog import load_catalog
+from producer.config import load_simulation_config
+from producer.kafka_sink import producer_config
+from retail.settings import Settings
+from retail.topics import ensure_topics
+from stack import kafka
+from tests.scratch import scratch_settings
 
 SEED = 2026
 END = datetime(2026, 11, 1, tzinfo=UTC)

@@ -4,7 +4,7 @@ Healthy when the job's Spark UI answers its REST API: the JVM is up and the appl
 Queries that later fail stop the process (exit status 1, cause in `retail logs stream`), and supervisord
 restarts it; the checkpoints make the restart continue exactly where the last committed batch ended.
 The job backs off after failures and, after too many, exits with status 3, which is not restarted;
-`health` (ops tables, `spark.health`) is what `retail status` adds to the process state.
+`health` (ops tables, `retail.stream_health`) is what `retail status` adds to the process state.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import urllib.request
 import psycopg
 
 from retail.settings import PROJECT_ROOT, Settings
-from retail.stack.airflow import retail_environment
-from retail.stack.service import Service
-from spark.health import StreamHealth, stream_health
+from retail.stream_health import StreamHealth, stream_health
+from stack.airflow import retail_environment
+from stack.service import Service
 
 
 def health_check(settings: Settings) -> None:

@@ -11,8 +11,8 @@ import sys
 import urllib.request
 
 from retail.settings import PROJECT_ROOT, Settings
-from retail.stack.airflow import retail_environment
-from retail.stack.service import Service
+from stack.airflow import retail_environment
+from stack.service import Service
 
 APP = PROJECT_ROOT / "dashboard" / "streamlit_app.py"
 

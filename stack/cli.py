@@ -4,6 +4,7 @@
     retail demo        `up`, then load demo data
     retail produce     live events, historical backfill or CSV replay into Kafka
     retail stream      the speed layer (Spark Structured Streaming), also started by `up`
+    retail batch       close hours from the lake (the hourly run's plan), or recompute --start/--end
     retail dlq         list and replay dead-lettered events
     retail ml run      customer segmentation and association rules over the marts
     retail status      one line per component
@@ -36,14 +37,14 @@ from retail import cli_errors
 from retail.db import DatabaseUnavailable, MigrationError, migrate
 from retail.dbt import ensure_manifest
 from retail.settings import Settings, SettingsError, load_settings
-from retail.stack import airflow, stack
-from retail.stack.errors import StackError
-from retail.stack.secrets import ensure_secrets, write_compose_secrets
-from retail.stack.supervisor import log_path, tail
 from retail.writer_lock import WriterLockTimeout, writer_lock
 from spark.cli import batch as batch_command
 from spark.cli import dlq_app
 from spark.cli import stream as stream_command
+from stack import airflow, stack
+from stack.errors import StackError
+from stack.secrets import ensure_secrets, write_compose_secrets
+from stack.supervisor import log_path, tail
 
 app = typer.Typer(help="Real-time retail analytics platform.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -142,12 +143,12 @@ def demo() -> None:
 
 def _demo_batch_and_marts(current: Settings) -> None:
     """Recompute the demo history's closed hours from the lake, then build the marts."""
-    from retail.batch import closing_cutoff
     from retail.dbt import run_dbt
     from spark import batch_job
+    from spark.hours import closing_cutoff, floor_hour
 
     now = datetime.now(UTC)
-    first_hour = batch_job.floor_hour(now - timedelta(days=current.demo_days + 1))
+    first_hour = floor_hour(now - timedelta(days=current.demo_days + 1))
     hours = batch_job.HourRange(first_hour, closing_cutoff(current, now))
     typer.echo(f"Batch layer: recomputing {len(hours.hours())} closed hours from the lake (Spark) ...")
     for attempt in range(12):  # the lake's file sink commits every RETAIL_STREAM_LAKE_TRIGGER_S

@@ -1,16 +1,12 @@
 """Which Kafka log the stream's offsets belong to, and what was lost when that log was replaced.
 
-Offsets alone cannot tell a restarted memory-only broker (or a recreated topic) from the old log: once
-the new log grows past the checkpointed offset, an offset-only check reads on and silently skips the
-start of the new log. So the source stores the broker's topic id with its offsets, and `LogEnds` keeps
-the highest end offset anyone saw per (topic, topic id, partition) in ops.kafka_log_ends (never lower).
-When the id changes, `end seen - checkpointed offset` per partition is the exact number of messages of
-the old log that never landed; `LossPolicy` decides whether the query goes on (alert) or stops (fail).
-A broker without topic ids has one record of ends ('') per topic, kept with the fingerprint of its last
-record and raised only while the log still holds it (`raise_unidentified`).
-
-`probe_real_ends` is the one place that corrects the embedded broker's under-reported end offsets; the
-source's planner and the dashboard's consumer lag both use it (kafka-python only, no Spark).
+Offsets alone cannot tell a restarted memory-only broker (or a recreated topic) from the old log, so the
+source stores the broker's topic id with its offsets, and `LogEnds` keeps the highest end offset seen
+per (topic, topic id, partition) in ops.kafka_log_ends, never lower. When the id changes,
+`lost_messages` (end seen - checkpointed offset) counts exactly the old log's messages that never
+landed, and `LossPolicy` says whether the query alerts or fails. A broker without topic ids gets one
+record of ends per topic, kept with the fingerprint of its last record. `probe_real_ends` is the one
+place that corrects the embedded broker's under-reported ends (used by the source and the dashboard).
 """
 
 from __future__ import annotations
@@ -21,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
-from spark.record_probe import fingerprint_offset, record_bytes
+from retail.record_probe import fingerprint_offset, record_bytes
 
 LossPolicy = Literal["alert", "fail"]
 ALERT_SOURCE = "speed_layer"

@@ -1,19 +1,14 @@
 """Benchmark: ML segmentation (RFM + K-Means) and association rules end to end, time and peak memory.
 
-Starts its own embedded PostgreSQL (Airflow left out) in a temporary state folder on free ports, then
-fills `marts.fct_sales` and `marts.dim_products` with the producer's simulator run in-process (real
-archetypes, basket sizes and planted co-purchases; refunds left out, so net = paid). Only the columns the
-ML jobs read are created: the marts are written directly, not by dbt (`bench/dbt_build.py` times dbt).
-Each job then runs in a fresh process, as `ml.jobs` does in the DAG: read the marts, fit, publish the run
-(COPY into `ml.*` and the run row in one transaction). Peak memory is that process's peak RSS
-(`ru_maxrss`); PostgreSQL's own memory is not counted.
+On its own embedded PostgreSQL, the producer's simulator (in-process: real archetypes, basket sizes and
+planted co-purchases; no refunds) fills only the columns of `marts.fct_sales` and `marts.dim_products`
+the jobs read (dbt is bench/dbt_build.py's). Each job then runs in a fresh process, as the DAG runs
+`ml.jobs`: read, fit, publish. Peak memory is that process's `ru_maxrss` (PostgreSQL's not counted).
 
-    python bench/ml.py [--quick]
+    python -m bench.ml_jobs [--quick]   # full: ~100k customers, ~200k baskets; quick: 10k customers
 
-Full size: ~100k customers with purchases (145k simulated over 11 days) and ~200k baskets. Quick: 10k
-customers over 10 days. Prints per-job figures, then one JSON line: segmentation_s, rules_s,
-peak_rss_mb, customers, baskets, chosen_k, rules, load_avg. Goals (2 cores): segmentation_s <= 30 at 100k
-customers, rules_s <= 60 at 200k baskets, peak_rss_mb <= 2048.
+Last line: one JSON object (segmentation_s, rules_s, peak_rss_mb, customers, baskets, chosen_k, rules,
+load_avg). Goals (2 cores): segmentation_s <= 30 at 100k, rules_s <= 60 at 200k baskets, <= 2048 MB.
 """
 
 from __future__ import annotations
@@ -24,7 +19,6 @@ import multiprocessing as mp
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -33,16 +27,12 @@ from typing import Any
 
 import psycopg
 
-# This script is named like the package it measures, next to bench/producer.py: drop its own folder from
-# the import path so that `import ml` and `import producer` find the packages, not these files.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
-from producer.backfill import BackfillPlan, simulate_backfill, window  # noqa: E402
-from producer.catalog import load_catalog  # noqa: E402
-from producer.config import SimulationConfig, load_simulation_config  # noqa: E402
-from retail.settings import Settings  # noqa: E402
-from retail.stack import stack  # noqa: E402
-from retail.stack.scratch import scratch_settings  # noqa: E402
+from producer.backfill import BackfillPlan, simulate_backfill, window
+from producer.catalog import load_catalog
+from producer.config import SimulationConfig, load_simulation_config
+from retail.settings import Settings
+from stack import stack
+from tests.scratch import scratch_settings
 
 FULL = {"customers": 145_000, "days": 11.0}
 QUICK = {"customers": 10_000, "days": 10.0}

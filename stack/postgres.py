@@ -20,8 +20,8 @@ import psycopg
 
 from retail.db import migrate
 from retail.settings import Settings
-from retail.stack.errors import StackError
-from retail.stack.service import Service
+from stack.errors import StackError
+from stack.service import Service
 
 POSTGRES_MAJOR = 16
 SYSTEM_USER_WHEN_ROOT = "pgserver"

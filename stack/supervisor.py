@@ -18,8 +18,8 @@ from pathlib import Path
 from supervisor.xmlrpc import SupervisorTransport
 
 from retail.settings import Settings
-from retail.stack.errors import StackError
-from retail.stack.service import Service
+from stack.errors import StackError
+from stack.service import Service
 
 RUNNING_STATES = {"RUNNING"}
 STARTING_STATES = {"STARTING", "BACKOFF"}

@@ -43,7 +43,7 @@ def secure_state_dir(settings: Settings) -> None:
 
 def _database_group(settings: Settings) -> int | None:
     """The group of the unprivileged user the embedded PostgreSQL runs as under root, if it exists."""
-    from retail.stack.postgres import run_as_user
+    from stack.postgres import run_as_user
 
     user = run_as_user() if settings.embedded_postgres else None
     try:

@@ -1,19 +1,10 @@
 """Airflow 3 in the local stack: api-server, scheduler, dag-processor and triggerer under supervisord.
 
-Everything runs from the project's venv (``python -m airflow``), with ``AIRFLOW_HOME=<state_dir>/airflow``,
-the LocalExecutor, the repository's ``dags/`` folder and no example DAGs. The metadata database is a
-database of its own (``RETAIL_AIRFLOW_DB_NAME``) in the platform's PostgreSQL, owned by its own login
-role, so Airflow's tables never mix with the pipeline's and its role can touch nothing else.
-
-Secrets never enter the supervisord configuration: the metadata-DB URL and the signing key go into
-``<airflow_home>/airflow.cfg`` and the UI password into Airflow's Simple auth manager passwords file,
-both written with mode 0600 from the generated ``secrets.env`` on every ``retail up``. Everything else is
-passed as ``AIRFLOW__*`` environment variables, together with the ``RETAIL_*`` settings that differ from
-their defaults, so DAG tasks calling ``retail.settings.get_settings()`` see the same platform as the CLI.
-
-Preparation (``prepare``), run once PostgreSQL answers: create or update the role and database, write
-the configuration files, and ``airflow db migrate`` when the installed Airflow or the database changed
-since the last migration (a stamp file records both; the check is one query).
+The metadata database is its own database and login role in the platform's PostgreSQL, so Airflow's
+tables never mix with the pipeline's. Secrets never enter the supervisord configuration: they go into
+0600 files in ``AIRFLOW_HOME`` on every ``retail up``; every other setting travels as ``AIRFLOW__*`` and
+``RETAIL_*`` variables, so DAG tasks see the same platform as the CLI. ``prepare`` migrates the metadata
+only when Airflow or the database changed (a stamp file records both).
 """
 
 from __future__ import annotations
@@ -33,15 +24,14 @@ import psycopg
 from psycopg import sql
 
 from retail.dbt import dbt_state_dir, ensure_manifest
-from retail.settings import GENERATED_PASSWORD_FIELDS, PROJECT_ROOT, Settings, env_name
-from retail.stack.errors import StackError
-from retail.stack.service import Service
+from retail.settings import GENERATED_PASSWORD_FIELDS, POSTGRES_CONN_ID, PROJECT_ROOT, Settings, env_name
+from stack.errors import StackError
+from stack.service import Service
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 PASSWORDS_FILE_NAME = "simple_auth_manager_passwords.json"
 CONNECTIONS_FILE_NAME = "connections.json"
 # Connection ids of the platform's own connections (see `connections`).
-POSTGRES_CONN_ID = "retail_postgres"
 SPARK_CONN_ID = "retail_spark"
 _MIGRATION_STAMP = "metadata-migrated.txt"
 # Settings never copied into the supervisord environment: secrets (they come from secrets.env) and a
