@@ -39,8 +39,8 @@ FULL_LINES = 1_000_000
 def _kind(task_id: str) -> str:
     if task_id.startswith("recompute"):
         return "spark_recompute"
-    if task_id.startswith(("marts.", "serving.")):
-        return "dbt_tasks"
+    if task_id.startswith("build_"):
+        return "dbt_builds"
     return "other_tasks"
 
 

@@ -2,8 +2,8 @@
 
 **What**: recomputes the per-product minute metrics of every closed hour from `start_date` to `end_date`
 (UTC days, inclusive) from the lake (`spark/batch_job.py` through SparkSubmitOperator), then rebuilds
-every mart with a full refresh of the incremental models (Cosmos task group, tests after each model,
-over every row: `test_lookback: all`). Its writing tasks share the pool `retail_writers` and the writer
+every mart with a full refresh of the incremental models (one `dbt build` task, tests after each
+model, over every row: `test_lookback: all`). Its writing tasks share the pool `retail_writers` and the writer
 lock with `retail_batch` and the CLI, so a backfill started during an hourly run waits for it.
 Hours that have not closed yet are left to the speed layer (the range is cut at the last closed hour).
 
@@ -23,7 +23,7 @@ from typing import Any
 from airflow.sdk import Param, dag, get_current_context, task
 
 from dags.common.assets import MARTS
-from dags.common.batch import marts_task_group, recompute_operator
+from dags.common.batch import dbt_build_operator, recompute_operator
 from dags.common.callbacks import on_dag_run_failure, task_defaults
 from retail.settings import get_settings
 
@@ -69,7 +69,7 @@ def retail_backfill() -> None:
         """Announce rebuilt marts (the `marts` Asset)."""
 
     recompute = recompute_operator("recompute_range", SETTINGS, plan_task_id="plan_range")
-    marts = marts_task_group("marts", SETTINGS, full_refresh=True)
+    marts = dbt_build_operator("build_marts", SETTINGS, full_refresh=True)
     plan_range() >> recompute >> marts >> publish_marts()
 
 

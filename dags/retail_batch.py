@@ -7,9 +7,10 @@ before it and before the stream's landed event time, plus every older hour with 
 `spark/batch_job.py` with SparkSubmitOperator (connection `RETAIL_BATCH_SPARK_CONN_ID`, the local master
 by default), which recomputes the per-product minute metrics of those hours from the lake with the
 stream's own transformation functions into `batch.product_metrics_minute` and marks them in
-`batch.closed_hours`; the dbt project runs through Cosmos (one task per model or snapshot, its tests
-right after it) in two groups: `marts`, every model derived from raw alone, which never waits for Spark,
-and `serving`, the models reading the batch layer (`dags.common.batch.BATCH_DEPENDENT`), after the recompute;
+`batch.closed_hours`; the dbt project runs as two `dbt build` tasks (Cosmos, one dbt invocation each,
+tests right after each node): `build_marts`, every model derived from raw alone, which never waits for
+Spark, and `build_serving`, the models reading the batch layer (`dags.common.batch.BATCH_DEPENDENT`),
+after the recompute; a failed build names the failed models in its exception and its ops.alerts row;
 `source_freshness` runs whatever failed before and alerts on a stale source; `generate_docs` refreshes
 the dbt docs the Airflow UI serves (Browse > dbt Docs).
 
@@ -28,7 +29,7 @@ so a rerun over the same data leaves identical tables.
 **Schedule**: at minute 15 of every hour (an hour closes 10 minutes after it ends by default), without
 catchup: each run recomputes the whole lookback anyway. Older ranges: `retail_backfill`.
 
-**Produces** the `marts` Asset (after the dbt task group), which triggers `retail_ml`.
+**Produces** the `marts` Asset (after `build_marts`), which triggers `retail_ml`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import Any
 from airflow.sdk import TriggerRule, dag, get_current_context, task
 
 from dags.common.assets import MARTS
-from dags.common.batch import raw_and_serving_groups, recompute_operator
+from dags.common.batch import raw_and_serving_builds, recompute_operator
 from dags.common.callbacks import on_dag_run_failure, task_defaults
 from retail.settings import get_settings
 
@@ -90,7 +91,7 @@ def retail_batch() -> None:
             raise RuntimeError(f"dbt docs generate failed: {result.exception or 'see this task log'}")
 
     recompute = recompute_operator("recompute_closed_hours", SETTINGS, "plan_hours", closing=True)
-    raw_marts, serving = raw_and_serving_groups(SETTINGS)
+    raw_marts, serving = raw_and_serving_builds(SETTINGS)
     plan_hours() >> recompute
     # Raw-derived marts never wait for Spark; the batch-dependent models wait for both.
     [recompute, raw_marts] >> serving

@@ -83,8 +83,8 @@ def manifest_path(settings: Settings) -> Path:
 def ensure_manifest(settings: Settings, project_dir: Path = DBT_PROJECT_DIR) -> Path:
     """A manifest no older than the project's files (`dbt parse` when needed).
 
-    Cosmos renders the batch DAGs from it: reading a manifest takes a fraction of a second, where
-    `dbt ls` at every DAG parse took tens of seconds on two busy cores.
+    Preparing Airflow runs it so a project that does not parse stops `retail up` with dbt's error,
+    before any DAG run tries to build it.
     """
     path = manifest_path(settings)
     newest = max(f.stat().st_mtime for f in project_dir.rglob("*") if f.is_file())

@@ -312,7 +312,7 @@ def prepare(settings: Settings) -> None:
             "the PostgreSQL admin login needs CREATEROLE and CREATEDB, or set RETAIL_AIRFLOW_ENABLED=false"
         ) from None
     try:
-        # The batch DAGs' dbt task groups are rendered from the manifest (see dags.common.batch).
+        # A dbt project that does not parse stops here, not in the first hourly run.
         ensure_manifest(settings)
     except RuntimeError as error:
         raise StackError(f"{error}; run `retail dbt parse` to see the cause in dbt_project/") from None

@@ -1,1 +1,1 @@
-"""Building blocks the DAG files share: Assets, writer tasks, the Spark submission, the dbt task groups."""
+"""Building blocks the DAG files share: Assets, writer tasks, the Spark submission, the dbt builds."""

@@ -1,4 +1,4 @@
-"""The batch DAGs' building blocks: the writer tasks, the Spark submission and the dbt task groups.
+"""The batch DAGs' building blocks: the writer tasks, the Spark submission and the dbt builds.
 
 `retail_batch` (hourly) and `retail_backfill` (manual, a date range) differ only in the hours they
 recompute (`spark.hours`) and in whether dbt fully refreshes the incremental models.
@@ -7,19 +7,15 @@ recompute (`spark.hours`) and in whether dbt fully refreshes the incremental mod
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from retail.dbt import DBT_PROJECT_DIR, manifest_path
+from retail.dbt import DBT_PROJECT_DIR
 from retail.settings import POSTGRES_CONN_ID, PROJECT_ROOT, Settings
 from retail.spark_conf import cluster_conf
 from retail.writer_lock import WRITER_POOL, writer_lock
-
-if TYPE_CHECKING:
-    from cosmos import DbtTaskGroup
 
 BATCH_JOB = PROJECT_ROOT / "spark" / "batch_job.py"
 VENV_BIN = Path(sys.executable).parent
@@ -132,77 +128,44 @@ def recompute_operator(
 
 # The models that read the batch layer (its staging models and everything downstream of them): they
 # wait for the Spark recompute; every other model is derived from raw and builds even when Spark fails.
-# (Cosmos's `source:` selector does not reach models when rendering from the manifest.)
+# dbt's default (eager) indirect selection puts a test spanning both sides (a relationship from a serving
+# model to a dimension) with the serving build only: excluded from one build, selected by the other.
 BATCH_STAGING = ("stg_batch__product_metrics_minute", "stg_batch__closed_hours")
 BATCH_DEPENDENT = [f"{name}+" for name in BATCH_STAGING]
+# dbt threads of a build task: its models wait on PostgreSQL more than on Python, so more than the cores.
+DBT_BUILD_THREADS = 4
 
 
-def batch_dependent_tests(settings: Settings) -> list[str]:
-    """Names of the tests with several parents of which one is batch-dependent.
-
-    Cosmos renders such a test in every group holding one of its parents, even one that excludes the
-    others: in the raw-derived group it would run before (or without) the batch-dependent model it
-    checks. Read from the manifest the DAG is rendered from; none without one.
-    """
-    path = manifest_path(settings)
-    if not path.is_file():
-        return []
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    nodes, children = manifest["nodes"], manifest["child_map"]
-    pending = [uid for uid, node in nodes.items() if node.get("name") in BATCH_STAGING]
-    reached: set[str] = set()
-    while pending:
-        uid = pending.pop()
-        if uid not in reached:
-            reached.add(uid)
-            pending.extend(children.get(uid, []))
-    return sorted(
-        nodes[uid]["name"]
-        for uid in reached
-        if uid.startswith("test.") and len(nodes[uid]["depends_on"]["nodes"]) > 1
+def raw_and_serving_builds(settings: Settings) -> tuple[Any, Any]:
+    """`build_marts` (every model derived from raw alone: never waits for Spark) and `build_serving` (the
+    models reading the batch layer, and every test touching one of them), for the hourly DAG."""
+    return (
+        dbt_build_operator("build_marts", settings, exclude=BATCH_DEPENDENT),
+        dbt_build_operator("build_serving", settings, select=BATCH_DEPENDENT),
     )
 
 
-def raw_and_serving_groups(settings: Settings) -> tuple[DbtTaskGroup, DbtTaskGroup]:
-    """`marts` (every model derived from raw alone: never waits for Spark) and `serving` (the models
-    reading the batch layer, and every test touching one of them), for the hourly DAG."""
-    tests = batch_dependent_tests(settings)
-    raw = marts_task_group("marts", settings, exclude=BATCH_DEPENDENT)
-    serving = marts_task_group("serving", settings, select=[*BATCH_DEPENDENT, *tests])
-    for name in tests:
-        _drop_task(raw, f"{raw.group_id}.{name}_test")
-    return raw, serving
-
-
-def _drop_task(group: Any, task_id: str) -> None:
-    """Remove a leaf task Cosmos rendered into `group` (see `batch_dependent_tests`) before wiring."""
-    task = group.dag.task_dict.pop(task_id, None)
-    if task is None:
-        return
-    group.children.pop(task_id, None)
-    for upstream_id in task.upstream_task_ids:
-        group.dag.task_dict[upstream_id].downstream_task_ids.discard(task_id)
-
-
-def marts_task_group(
-    group_id: str,
+def dbt_build_operator(
+    task_id: str,
     settings: Settings,
     *,
     full_refresh: bool = False,
     select: list[str] | None = None,
     exclude: list[str] | None = None,
-) -> DbtTaskGroup:
-    """The dbt project (or the `select`/`exclude` part of it) as Airflow tasks (Cosmos): one `dbt build`
-    per model and snapshot, running it and its tests in one invocation (TestBehavior.BUILD: half the
-    invocations, each paying dbt's start-up, of a run then a test per node). Every task is a writer
-    (`writer_task_args`).
+) -> Any:
+    """One `dbt build` of the project (or its `select`/`exclude` part) as one Airflow task (Cosmos's
+    DbtBuildLocalOperator): every model, snapshot and test of the selection in dependency order, a
+    failed node skipping what depends on it. One invocation instead of one per model: dbt's start-up
+    (seconds on two busy cores) is paid once. A failure names the failed nodes in the task's exception,
+    hence in its `ops.alerts` row. The task is a writer (`writer_task_args`).
 
     The profile comes from the `retail_postgres` connection (`stack.airflow.connections`), so no
-    credential is written into the DAG. The graph is read from the manifest `retail up` keeps current
-    (`retail.dbt.ensure_manifest`); without one, Cosmos falls back to `dbt ls` (slow, then cached).
+    credential is written into the DAG; dbt runs in-process (dbtRunner) and reuses the partial parse
+    Cosmos caches per stack.
     """
-    from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-    from cosmos.constants import InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
+    from cosmos import ProfileConfig
+    from cosmos.constants import InvocationMode
+    from cosmos.operators.local import DbtBuildLocalOperator
     from cosmos.profiles import PostgresUserPasswordProfileMapping
 
     from dags.common.callbacks import on_dbt_warning
@@ -213,40 +176,29 @@ def marts_task_group(
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_VERSION_CHECK": "false",
     }
-    operator_args: dict[str, Any] = {**writer_task_args(settings), "pre_execute": take_writer_lock_for_dbt}
+    refresh: dict[str, Any] = {}
     if full_refresh:
         # Backfills rebuild every row of the incremental models, so their tests check every row too.
-        operator_args.update(full_refresh=True, vars={"test_lookback": "all"})
-    return DbtTaskGroup(
-        group_id=group_id,
-        project_config=ProjectConfig(
-            DBT_PROJECT_DIR,
-            manifest_path=manifest_path(settings),
-            env_vars=env,
-            install_dbt_deps=False,
-        ),
+        refresh = {"full_refresh": True, "vars": {"test_lookback": "all"}}
+    return DbtBuildLocalOperator(
+        task_id=task_id,
+        project_dir=str(DBT_PROJECT_DIR),
         profile_config=ProfileConfig(
             profile_name="retail",
             target_name="default",
             profile_mapping=PostgresUserPasswordProfileMapping(
-                conn_id=POSTGRES_CONN_ID, profile_args={"schema": "marts", "threads": 2}
+                conn_id=POSTGRES_CONN_ID, profile_args={"schema": "marts", "threads": DBT_BUILD_THREADS}
             ),
         ),
-        # dbt runs in the task's own process (dbtRunner), from this venv: no executable path to find.
-        # A model's test task runs only the tests on that model alone (cautious); tests spanning models
-        # (relationships) become tasks of their own after all their models were built.
-        execution_config=ExecutionConfig(
-            invocation_mode=InvocationMode.DBT_RUNNER,
-            test_indirect_selection=TestIndirectSelection.CAUTIOUS,
-        ),
-        render_config=RenderConfig(
-            load_method=LoadMode.AUTOMATIC,  # the manifest when there is one, else dbt ls
-            invocation_mode=InvocationMode.DBT_RUNNER,
-            test_behavior=TestBehavior.BUILD,
-            should_detach_multiple_parents_tests=True,
-            select=select or [],
-            exclude=exclude or [],
-        ),
-        operator_args=operator_args,
+        invocation_mode=InvocationMode.DBT_RUNNER,
+        install_deps=False,
+        env=env,
+        select=" ".join(select) if select else None,
+        exclude=" ".join(exclude) if exclude else None,
         on_warning_callback=on_dbt_warning,  # warn-level test results reach ops.alerts
+        # No Asset per model: nothing schedules on them (retail_ml waits for `marts`), and deriving them
+        # from dbt's OpenLineage events took ~3 s per build.
+        emit_datasets=False,
+        **refresh,
+        **{**writer_task_args(settings), "pre_execute": take_writer_lock_for_dbt},
     )

@@ -97,15 +97,18 @@ def on_dag_run_failure(context: Mapping[str, Any]) -> None:
 
 def on_dbt_warning(context: Mapping[str, Any]) -> None:
     """Cosmos ``on_warning_callback``: dbt tests that warned (severity warn) become one ``warning`` alert,
-    so they are seen next to the failures instead of only in a task log."""
+    so they are seen next to the failures instead of only in a task log. Cosmos's build operator calls it
+    after every build, warnings or not: a build without any is no alert."""
+    names = list(context.get("test_names") or [])
+    if not names:
+        return
     task_instance = context.get("ti") or context.get("task_instance")
     dag_id = getattr(task_instance, "dag_id", "unknown")
     task_id = getattr(task_instance, "task_id", "unknown")
-    names = list(context.get("test_names") or [])
     record_alert(
         get_settings(),
         source=f"dbt:{dag_id}.{task_id}",
-        message=f"dbt tests warned in {dag_id}.{task_id}: {', '.join(names) or 'see the task log'}",
+        message=f"dbt tests warned in {dag_id}.{task_id}: {', '.join(names)}",
         severity="warning",
         context={
             "dag_id": dag_id,
