@@ -148,7 +148,8 @@ def bare_sql(settings: Settings, statements: list[tuple[str, Any]]) -> list[tupl
     return timings
 
 
-def measure(settings: Settings, repeat: int) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+def point_dashboard(settings: Settings) -> None:
+    """The dashboard's settings (read from RETAIL_* by get_settings) at this benchmark's stack."""
     for name, value in {
         "RETAIL_STATE_DIR": str(settings.state_dir),
         "RETAIL_PG_PORT": str(settings.pg_port),
@@ -158,6 +159,10 @@ def measure(settings: Settings, repeat: int) -> tuple[dict[str, float], dict[str
     }.items():
         os.environ[name] = value
     get_settings.cache_clear()
+
+
+def measure(settings: Settings, repeat: int) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    point_dashboard(settings)
     recorder = Recorder()
     recorder.install()
     cold, warm, sql = {}, {}, {}

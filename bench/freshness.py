@@ -44,19 +44,6 @@ RATE = 1000  # baskets/s sent in (a)
 SLICE_RATE = 100  # baskets/s of the unbuilt slice in (b)
 
 
-def point_dashboard(settings: Settings) -> None:
-    """The dashboard's settings (read from RETAIL_* by get_settings) at this benchmark's stack."""
-    for name, value in {
-        "RETAIL_STATE_DIR": str(settings.state_dir),
-        "RETAIL_PG_PORT": str(settings.pg_port),
-        "RETAIL_PG_DATABASE": settings.pg_database,
-        "RETAIL_KAFKA_PORT": str(settings.kafka_port),
-        "RETAIL_HOST": settings.host,
-    }.items():
-        os.environ[name] = value
-    get_settings.cache_clear()
-
-
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[int(share * (len(ordered) - 1))]
@@ -88,7 +75,7 @@ def measure_freshness(settings: Settings, seconds: float) -> dict[str, float | i
     spark = spark_session(settings, "retail-freshness-bench", ui=False)
     spark.sparkContext.setLogLevel("ERROR")
     stream = start_queries(spark, settings)
-    point_dashboard(settings)
+    dashboard_bench.point_dashboard(settings)
     done = threading.Event()
     kpi_counts: list[tuple[float, int]] = []
     raw_counts: list[tuple[float, int]] = []
@@ -196,7 +183,7 @@ def add_unbuilt_slice(settings: Settings, baskets: int, span: timedelta) -> int:
 def measure_render(settings: Settings, lines: int, quick: bool, repeat: int) -> dict[str, float | int]:
     """(b): the Overview over built line items plus the slice of one refresh interval, then of an hour."""
     line_items = dashboard_bench.prepare_data(settings, lines, quick)
-    point_dashboard(settings)
+    dashboard_bench.point_dashboard(settings)
     figures: dict[str, float | int] = {"line_items": line_items}
     interval = timedelta(minutes=settings.serving_refresh_min)
     scale = lines / dashboard_bench.FULL_LINES  # the quick run scales the slices down with the data
