@@ -6,7 +6,7 @@ before it and before the stream's landed event time, plus every older hour with 
 (`ops.late_events`) not closed since they came, whatever its age; `recompute_closed_hours` submits
 `spark/batch_job.py` with SparkSubmitOperator (connection `RETAIL_BATCH_SPARK_CONN_ID`, the local master
 by default), which recomputes the per-product minute metrics of those hours from the lake with the
-stream's own transformation functions into `batch.product_metrics_minute` and marks them in
+stream's own SQL (`spark.minute_metrics`) into `batch.product_metrics_minute` and marks them in
 `batch.closed_hours`; the dbt project runs as two `dbt build` tasks (Cosmos, one dbt invocation each,
 tests right after each node): `build_marts`, every model derived from raw alone, which never waits for
 Spark, and `build_serving`, the models reading the batch layer (`dags.common.batch.BATCH_DEPENDENT`),

@@ -1,24 +1,14 @@
 """The batch layer's recompute: per-product minute metrics of closed hours, from the lake.
 
-The lake (written by the stream's lake queries) is the master dataset; it holds every valid event,
-late ones included. This job reads the hours asked for with Spark and, per event date, stages them in
-PostgreSQL temporary tables with the stream's own row builders (`spark.arrow_rows`); then the stream's
-own SQL (`spark.minute_metrics`) keeps the facts that count and aggregates their minutes. So the two
-layers can only differ by the late events the stream's watermark left out.
+The lake is the master dataset (every valid event, late ones included). This job reads the hours with
+Spark, stages them in PostgreSQL temporary tables with the stream's own row builders
+(`spark.arrow_rows`), and runs the stream's own SQL (`spark.minute_metrics`): the layers can only
+differ by the late events the stream's watermark left out. The hours are ``--start``/``--end``, or what
+`spark.hours.plan_closing` plans as of ``--as-of`` (default: now). One transaction per run merges the
+rows into ``batch.product_metrics_minute`` (unchanged rows untouched, vanished windows deleted) and
+records ``batch.closed_hours``, so a rerun changes nothing and a crash leaves the previous state.
 
-Which hours: ``--start``/``--end`` (whole hours, UTC) when given (``retail_backfill``); otherwise what
-``spark.hours.plan_closing`` plans as of ``--as-of`` (default: now), the hourly run's and ``retail
-batch``'s plan: the ``RETAIL_BATCH_LOOKBACK_HOURS`` hours closed by the clock and by the stream's
-progress, plus every older hour holding late events (``ops.late_events``) that arrived after it was
-closed, whatever its age. Those are closed again; the lookback's hours are closed once.
-
-Writing is one PostgreSQL transaction per run: the recomputed rows are merged into
-``batch.product_metrics_minute`` (rows whose values did not change are left untouched, rows for
-windows that no longer have events are deleted) and the hours are recorded in ``batch.closed_hours``.
-A rerun over the same lake therefore changes nothing, and a crash leaves the previous state.
-
-Run with ``spark-submit spark/batch_job.py [--start ISO --end ISO]`` (what ``retail_batch`` does through
-SparkSubmitOperator), ``python -m spark.batch_job`` or ``retail batch``.
+    spark-submit spark/batch_job.py [--start ISO --end ISO]   # or: python -m spark.batch_job, retail batch
 """
 
 from __future__ import annotations

@@ -1,28 +1,14 @@
 """The lake: every valid event appended as Parquet, partitioned by event date, one dataset per event type.
 
-It is the master dataset the batch layer recomputes from (`<lake>/transactions`, `<lake>/refunds`, read
-with Spark; the columns of `event_schema` plus `event_date`).
+It is the master dataset the batch layer recomputes from (the columns of `event_schema` plus
+`event_date`). Exactly once in two steps (README: Exactly-once protocol): a raw query hands its batch's
+valid events to a spool folder as one Parquet file (`LakeSpool`), named from the query id, batch id and
+offsets, so a replayed batch rewrites the same file; the lake query (`start_lake_query`), a Spark file
+stream with no Kafka read and no Python, packs spool files into the lake and makes the append exactly
+once through the file sink's `_spark_metadata` log.
 
-How events get there, exactly once:
-
-1. The raw query of a topic validates and parses each micro-batch once (`spark.postgres_sink`). Before
-   its Postgres transaction commits, it hands the batch's valid events over as one Parquet file in the
-   spool folder (`<checkpoint_dir>/lake_spool/<dataset>`, `LakeSpool`), written under a hidden name
-   and renamed into place, so a half-written file is never seen. The name is derived from the
-   checkpoint's query id, the batch id and the batch's valid offsets: a batch replayed after a crash
-   rewrites the same file, which therefore counts once. (Should a replay validate differently, e.g. a
-   product was loaded in between, the new content gets a new name: the lake may then hold an event
-   twice, which the batch layer drops as raw drops the producer's own repeats (`spark.minute_metrics`),
-   but never misses one.)
-2. The lake query of the dataset is a Spark file stream from the spool to the lake (`start_lake_query`):
-   no Kafka read and no Python, it packs the many small spool files into a few Parquet files per date
-   every `RETAIL_STREAM_LAKE_TRIGGER_S`. Spark's file source remembers which spool files it read (its
-   checkpoint) and deletes them once their batch is committed; the file sink makes the append
-   exactly-once through its own metadata log (`<dataset>/_spark_metadata`): files of a batch that never
-   committed are not in the log, and Spark's readers honour the log.
-
-`settings.lake` is a local folder by default or any Hadoop-compatible URI (s3a://...) when set; the
-spool is written with pyarrow's file systems (local, s3://, s3a:// as s3://, gs://, hdfs://, abfs://).
+`settings.lake` is a local folder by default or any Hadoop-compatible URI (s3a://...); the spool is
+written with pyarrow's file systems (local, s3://, s3a:// as s3://, gs://, hdfs://, abfs://).
 """
 
 from __future__ import annotations

@@ -1,29 +1,14 @@
-"""Exactly-once `foreachBatch` writers from the speed layer into PostgreSQL (and the lake's hand-over).
+"""Exactly-once `foreachBatch` writers from the speed layer into PostgreSQL (README: Exactly-once protocol).
 
-Protocol (every sink): a micro-batch's rows and its ``(query_name, query_id, batch_id)`` row in
-``ops.sink_commits`` are written in ONE Postgres transaction. A batch Spark replays after a crash (it
-re-reads the same Kafka offsets from its checkpoint) finds its commit row and is skipped; a batch whose
-transaction never committed left nothing behind and is written in full. ``query_id`` is the checkpoint's
-query id, so a fresh checkpoint (whose batch ids restart at 0) is never mistaken for an old one.
+A micro-batch's rows and its ``(query_name, query_id, batch_id)`` row in ``ops.sink_commits`` commit in
+ONE transaction, so a batch Spark replays after a crash finds its row and is skipped. One query per
+topic writes all of that topic's outputs there: raw rows, dead letters, late-event counts, the topic's
+watermark and the minute metrics (`spark.minute_metrics`, counted from the rows the raw insert added).
+Before committing, the batch's valid events go to the lake spool (`spark.lake.LakeSpool`).
 
-One query per topic does all of its topic's Postgres outputs in that transaction: raw rows, dead
-letters, late-event counts, the topic's event-time watermark and the minute metrics. Which facts count
-and how a minute is aggregated is `spark.minute_metrics`, the SQL the batch job runs too: the metrics
-come from the rows the raw insert actually added, so a repeated event or a replayed batch never counts
-twice, and are added to their windows (``units = m.units + excluded.units``) unless late: an event whose
-1-minute window ended at or before its topic's watermark (latest event time landed in earlier batches
-of the topic - 5 minutes) is kept in raw and the lake, counted in ops.late_events, not aggregated. An
-event that reuses a landed transaction, refund or event id with the other id different is
-dead-lettered (`duplicate_*`) and adds nothing. Before the transaction commits, the batch's valid
-events are handed to the lake (`spark.lake.LakeSpool`), under a name a replay of the batch reproduces.
-
-Bulk path: each batch becomes Arrow on the driver once (``toArrow`` of
-`transformations.parsed_or_rejected` of the validated messages: one Spark job reads, validates and
-parses it); every output is
-derived from that table with pyarrow (`spark.arrow_rows`), written as CSV into memory and streamed with
-``COPY FROM STDIN`` into temporary tables, then ``insert ... select ... on conflict do nothing`` moves it
-into the raw tables. Batches are bounded by ``RETAIL_STREAM_MAX_RECORDS_PER_BATCH``, which bounds the
-driver memory this needs.
+Each batch becomes Arrow on the driver once (``toArrow`` of `transformations.parsed_or_rejected`);
+every output is derived from it with pyarrow (`spark.arrow_rows`) and streamed with ``COPY FROM STDIN``
+(`copy_arrow`). ``RETAIL_STREAM_MAX_RECORDS_PER_BATCH`` bounds the driver memory this needs.
 """
 
 from __future__ import annotations
