@@ -142,13 +142,18 @@ _TABLES = (
 )
 
 
+def create_staging_tables(cursor: psycopg.Cursor) -> None:
+    """The session's temporary tables: staged lake rows (`tmp_*`) and the facts that count (`counted_*`)."""
+    for name, like, extra in _TABLES:
+        cursor.execute(f"create temp table {name} (like {like}{extra})")
+
+
 def land_lake_facts(
     spark: SparkSession, settings: Settings, cursor: psycopg.Cursor, hours: list[datetime]
 ) -> None:
     """Stage the hours' lake events, then keep the facts that count (all days at once, in Kafka order)
     in the `counted_*` tables."""
-    for name, like, extra in _TABLES:
-        cursor.execute(f"create temp table {name} (like {like}{extra})")
+    create_staging_tables(cursor)
     for baskets in _lake_days(spark, settings, "transactions", hours):
         copy_arrow(cursor, "tmp_transactions", basket_rows(baskets))
         copy_arrow(cursor, "tmp_items", item_rows(baskets, with_source=True))
