@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
@@ -26,7 +25,7 @@ from psycopg import sql
 from retail.dbt import dbt_state_dir, ensure_manifest
 from retail.settings import GENERATED_PASSWORD_FIELDS, POSTGRES_CONN_ID, PROJECT_ROOT, Settings, env_name
 from stack.errors import StackError
-from stack.service import Service
+from stack.service import Service, http_json
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 PASSWORDS_FILE_NAME = "simple_auth_manager_passwords.json"
@@ -320,8 +319,7 @@ def prepare(settings: Settings) -> None:
 
 def health(settings: Settings) -> dict:
     """The api-server's /api/v2/monitor/health answer (metadatabase, scheduler, dag processor, triggerer)."""
-    with urllib.request.urlopen(f"{settings.airflow_url}/api/v2/monitor/health", timeout=3) as response:
-        return json.load(response)
+    return http_json(f"{settings.airflow_url}/api/v2/monitor/health")
 
 
 def _component_healthy(settings: Settings, component: str) -> None:

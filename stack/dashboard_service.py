@@ -8,11 +8,10 @@ analyst password comes from the state folder's secrets file like everywhere else
 from __future__ import annotations
 
 import sys
-import urllib.request
 
 from retail.settings import PROJECT_ROOT, Settings
 from stack.airflow import retail_environment
-from stack.service import Service
+from stack.service import Service, http_body
 
 APP = PROJECT_ROOT / "dashboard" / "streamlit_app.py"
 
@@ -43,10 +42,7 @@ def command(settings: Settings) -> list[str]:
 
 
 def health_check(settings: Settings) -> None:
-    url = f"{settings.dashboard_url}/_stcore/health"
-    with urllib.request.urlopen(url, timeout=3) as response:
-        if response.status != 200:
-            raise RuntimeError(f"dashboard at {url} answered {response.status}")
+    http_body(f"{settings.dashboard_url}/_stcore/health")
 
 
 def service(settings: Settings) -> Service:

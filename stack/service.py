@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+HEALTH_TIMEOUT_S = 3
+
+
+def http_body(url: str) -> bytes:
+    """GET `url` for a health check: within HEALTH_TIMEOUT_S, and only a 200 answer counts."""
+    with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_S) as response:
+        if response.status != 200:
+            raise RuntimeError(f"{url} answered {response.status}")
+        return response.read()
+
+
+def http_json(url: str) -> Any:
+    return json.loads(http_body(url))
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,11 @@ applications new ones once the restarted worker has registered.
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from pathlib import Path
 
 from retail.settings import Settings
 from stack.errors import StackError
-from stack.service import Service
+from stack.service import Service, http_json
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
@@ -56,9 +54,7 @@ def work_dir(settings: Settings) -> Path:
 
 def master_state(settings: Settings) -> dict:
     """The master's JSON status page: its workers and applications."""
-    url = f"http://{settings.host}:{settings.spark_master_ui_port}/json/"
-    with urllib.request.urlopen(url, timeout=3) as response:
-        return json.load(response)
+    return http_json(f"http://{settings.host}:{settings.spark_master_ui_port}/json/")
 
 
 def _master_health(settings: Settings) -> None:
@@ -69,9 +65,7 @@ def _master_health(settings: Settings) -> None:
 
 def _worker_health(settings: Settings) -> None:
     """Healthy once registered: the worker learns its master's URL only from the registration reply."""
-    url = f"http://{settings.host}:{settings.spark_worker_ui_port}/json/"
-    with urllib.request.urlopen(url, timeout=3) as response:
-        state = json.load(response)
+    state = http_json(f"http://{settings.host}:{settings.spark_worker_ui_port}/json/")
     if not state.get("masterurl"):
         raise RuntimeError(f"Spark worker not registered with {settings.spark_master_url} yet")
 

@@ -10,21 +10,17 @@ The job backs off after failures and, after too many, exits with status 3, which
 from __future__ import annotations
 
 import sys
-import urllib.request
 
 import psycopg
 
 from retail.settings import PROJECT_ROOT, Settings
 from retail.stream_health import StreamHealth, stream_health
 from stack.airflow import retail_environment
-from stack.service import Service
+from stack.service import Service, http_body
 
 
 def health_check(settings: Settings) -> None:
-    url = f"http://{settings.host}:{settings.spark_ui_port}/api/v1/applications"
-    with urllib.request.urlopen(url, timeout=3) as response:
-        if response.status != 200:
-            raise RuntimeError(f"Spark UI at {url} answered {response.status}")
+    http_body(f"http://{settings.host}:{settings.spark_ui_port}/api/v1/applications")
 
 
 def service(settings: Settings) -> Service:

@@ -9,6 +9,7 @@ dashboard shows each DAG's last runs (its read-only role cannot read Airflow's m
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -17,12 +18,32 @@ from retail.db import transaction
 from retail.settings import Settings, get_settings
 
 
+@dataclass(frozen=True)
+class _TaskIdentity:
+    """Which task a callback's context is about; Airflow fills the context differently per callback kind."""
+
+    task_instance: Any
+    dag_id: str
+    task_id: str
+    run_id: str | None
+
+
+def _task_identity(context: Mapping[str, Any]) -> _TaskIdentity:
+    task_instance = context.get("ti") or context.get("task_instance")
+    return _TaskIdentity(
+        task_instance,
+        getattr(task_instance, "dag_id", None) or getattr(context.get("dag"), "dag_id", "unknown"),
+        getattr(task_instance, "task_id", "unknown"),
+        context.get("run_id") or getattr(task_instance, "run_id", None),
+    )
+
+
 def record_task_run(
     settings: Settings, context: Mapping[str, Any], state: Literal["success", "failed"]
 ) -> None:
     """Upsert the task's outcome into ops.task_runs (a rerun of the same task replaces its row)."""
-    task_instance = context.get("ti") or context.get("task_instance")
-    dag_id = getattr(task_instance, "dag_id", None) or getattr(context.get("dag"), "dag_id", "unknown")
+    task = _task_identity(context)
+    task_instance = task.task_instance
     map_index = getattr(task_instance, "map_index", None)
     with transaction(settings) as conn:
         conn.execute(
@@ -34,9 +55,9 @@ def record_task_run(
                    started_at = excluded.started_at, finished_at = excluded.finished_at,
                    recorded_at = now()""",
             (
-                dag_id,
-                str(context.get("run_id") or getattr(task_instance, "run_id", None) or "unknown"),
-                getattr(task_instance, "task_id", "unknown"),
+                task.dag_id,
+                str(task.run_id or "unknown"),
+                task.task_id,
                 map_index if isinstance(map_index, int) else -1,
                 getattr(task_instance, "try_number", None),
                 state,
@@ -54,9 +75,8 @@ def on_task_success(context: Mapping[str, Any]) -> None:
 
 def on_task_failure(context: Mapping[str, Any]) -> None:
     """Airflow ``on_failure_callback``: one ``error`` alert naming the DAG, task, run, try and the cause."""
-    task_instance = context.get("ti") or context.get("task_instance")
-    dag_id = getattr(task_instance, "dag_id", None) or getattr(context.get("dag"), "dag_id", "unknown")
-    task_id = getattr(task_instance, "task_id", "unknown")
+    task = _task_identity(context)
+    dag_id, task_id = task.dag_id, task.task_id
     exception = context.get("exception")
     cause = f"{type(exception).__name__}: {exception}" if exception is not None else "no exception recorded"
     record_alert(
@@ -67,9 +87,9 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
         context={
             "dag_id": dag_id,
             "task_id": task_id,
-            "run_id": context.get("run_id") or getattr(task_instance, "run_id", None),
-            "try_number": getattr(task_instance, "try_number", None),
-            "map_index": getattr(task_instance, "map_index", None),
+            "run_id": task.run_id,
+            "try_number": getattr(task.task_instance, "try_number", None),
+            "map_index": getattr(task.task_instance, "map_index", None),
             "logical_date": context.get("logical_date"),
         },
     )
@@ -102,9 +122,8 @@ def on_dbt_warning(context: Mapping[str, Any]) -> None:
     names = list(context.get("test_names") or [])
     if not names:
         return
-    task_instance = context.get("ti") or context.get("task_instance")
-    dag_id = getattr(task_instance, "dag_id", "unknown")
-    task_id = getattr(task_instance, "task_id", "unknown")
+    task = _task_identity(context)
+    dag_id, task_id = task.dag_id, task.task_id
     record_alert(
         get_settings(),
         source=f"dbt:{dag_id}.{task_id}",
@@ -113,7 +132,7 @@ def on_dbt_warning(context: Mapping[str, Any]) -> None:
         context={
             "dag_id": dag_id,
             "task_id": task_id,
-            "run_id": context.get("run_id") or getattr(task_instance, "run_id", None),
+            "run_id": task.run_id,
             "tests": names,
             "results": [str(result) for result in context.get("test_results") or []],
         },
