@@ -115,13 +115,13 @@ def render(page: str, cold: bool, recorder: Recorder | None = None) -> float:
     """Seconds of one server-side run of the page's script (cache emptied first when cold)."""
     from streamlit.testing.v1 import AppTest
 
-    from dashboard.consumer_lag import end_offsets
+    from dashboard.consumer_lag import broker_ends
     from dashboard.queries import _live, _slow
 
     at = AppTest.from_file(str(APP), default_timeout=300)
     at.run()
     if cold:
-        for cache in (_live, _slow, end_offsets):
+        for cache in (_live, _slow, broker_ends):
             cache.clear()
     if recorder:
         recorder.statements.clear()  # the frame's first run rendered the default page

@@ -35,6 +35,11 @@ def dbt_state_dir(settings: Settings) -> Path:
     return settings.state_dir / "dbt"
 
 
+# Every dbt run (CLI and Airflow): no internet on the platform's machines, so dbt must neither phone home
+# nor check versions; sessions in UTC, as dbt snapshots stamp versions with a zone-less now().
+DBT_SESSION_ENV = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_VERSION_CHECK": "false", "PGTZ": "UTC"}
+
+
 def profile_env(settings: Settings, project_dir: Path = DBT_PROJECT_DIR) -> dict[str, str]:
     """The environment variables `dbt_project/profiles.yml` reads, plus dbt's own folder settings.
 
@@ -48,11 +53,7 @@ def profile_env(settings: Settings, project_dir: Path = DBT_PROJECT_DIR) -> dict
         "DBT_PROFILES_DIR": str(project_dir),
         "DBT_TARGET_PATH": str(state / "target"),
         "DBT_LOG_PATH": str(state / "logs"),
-        # No internet on the platform's machines: dbt must neither phone home nor check versions.
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT_VERSION_CHECK": "false",
-        # Sessions in UTC: dbt snapshots stamp versions with a zone-less now(), read back as UTC.
-        "PGTZ": "UTC",
+        **DBT_SESSION_ENV,
         "RETAIL_DBT_HOST": host,
         "RETAIL_DBT_PORT": str(port),
         "RETAIL_DBT_DATABASE": settings.pg_database,

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from retail.dbt import DBT_PROJECT_DIR
+from retail.dbt import DBT_PROJECT_DIR, DBT_SESSION_ENV
 from retail.settings import POSTGRES_CONN_ID, PROJECT_ROOT, Settings
 from retail.spark_conf import cluster_conf
 from retail.writer_lock import WRITER_POOL, writer_lock
@@ -170,12 +170,6 @@ def dbt_build_operator(
 
     from dags.common.callbacks import on_dbt_warning
 
-    env = {
-        # Sessions in UTC (dbt snapshots stamp zone-less times), no phoning home.
-        "PGTZ": "UTC",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT_VERSION_CHECK": "false",
-    }
     refresh: dict[str, Any] = {}
     if full_refresh:
         # Backfills rebuild every row of the incremental models, so their tests check every row too.
@@ -192,7 +186,7 @@ def dbt_build_operator(
         ),
         invocation_mode=InvocationMode.DBT_RUNNER,
         install_deps=False,
-        env=env,
+        env=dict(DBT_SESSION_ENV),
         select=" ".join(select) if select else None,
         exclude=" ".join(exclude) if exclude else None,
         on_warning_callback=on_dbt_warning,  # warn-level test results reach ops.alerts
