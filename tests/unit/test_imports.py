@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from retail.settings import PROJECT_ROOT
 
@@ -32,3 +37,26 @@ def test_core_source_names_no_stage() -> None:
         for match in STAGE_IMPORT.finditer(path.read_text(encoding="utf-8"))
     ]
     assert offending == []
+
+
+def test_every_name_the_benches_import_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benches run outside the suite, and many import inside functions: a renamed function (the
+    dashboard's consumer-lag cache once) broke a bench unseen. Every `from <project module> import name`
+    in bench/ must resolve."""
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT))  # the benches run as `python -m bench.x` from there
+    own = {"retail", "stack", "dags", "producer", "spark", "ml", "dashboard", "dimensions", "bench", "tests"}
+    missing = []
+    for path in sorted((PROJECT_ROOT / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module.split(".")[0] in own:
+                module = importlib.import_module(node.module)
+                missing += [
+                    f"{path.name}: {node.module}.{alias.name}"
+                    for alias in node.names
+                    if not hasattr(module, alias.name)
+                    and not (
+                        hasattr(module, "__path__")
+                        and importlib.util.find_spec(f"{node.module}.{alias.name}") is not None
+                    )
+                ]
+    assert missing == []
