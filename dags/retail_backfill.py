@@ -54,14 +54,14 @@ def retail_backfill() -> None:
         """The closed hours of the requested days; a bad range fails at once, naming the fix."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from spark import hours as batch
+        from spark import hours
 
         params = get_current_context()["params"]
         try:
-            return batch.plan_backfill(
+            return hours.plan_backfill(
                 get_settings(), params.get("start_date"), params.get("end_date"), datetime.now(UTC)
             )
-        except batch.BadRange as error:
+        except hours.BadRange as error:
             raise AirflowFailException(str(error)) from error
 
     @task(outlets=[MARTS])

@@ -62,11 +62,11 @@ def retail_batch() -> None:
     @task
     def plan_hours() -> dict[str, Any]:
         """The closing time of this run (its interval end, or now for manual runs) and what it closes."""
-        from spark import hours as batch
+        from spark import hours
 
         context = get_current_context()
         as_of = context.get("data_interval_end") or datetime.now(UTC)
-        return batch.describe_closing(get_settings(), as_of)
+        return hours.describe_closing(get_settings(), as_of)
 
     @task(outlets=[MARTS])
     def publish_marts(*, outlet_events: Any = None) -> None:
