@@ -83,6 +83,33 @@ def lost_messages(seen_ends: dict[int, int], landed: dict[int, int]) -> dict[int
     return {p: max(end - landed.get(p, 0), 0) for p, end in seen_ends.items()}
 
 
+def record_landed(cursor, offset: dict) -> None:
+    """Record, in the sink's own transaction, that the batch ending at the source offset `offset` landed
+    (ops.kafka_log_landed; never lowered). An offset of another source format is ignored."""
+    if "topic" not in offset or "partitions" not in offset:
+        return
+    cursor.executemany(
+        """insert into ops.kafka_log_landed (topic, topic_id, kafka_partition, next_offset)
+           values (%s, %s, %s, %s)
+           on conflict (topic, topic_id, kafka_partition) do update set
+               next_offset = greatest(ops.kafka_log_landed.next_offset, excluded.next_offset),
+               landed_at = now()""",
+        [
+            (offset["topic"], offset.get("topic_id", ""), int(p), int(o))
+            for p, o in offset["partitions"].items()
+        ],
+    )
+
+
+def furthest(*positions: dict[int, int]) -> dict[int, int]:
+    """Per partition, the highest of several views of the landed position."""
+    merged: dict[int, int] = {}
+    for view in positions:
+        for p, o in view.items():
+            merged[p] = max(merged.get(p, o), o)
+    return merged
+
+
 @dataclass
 class LogEnds:
     """Highest end offset seen per partition of each log of one topic; kept in Postgres when `dsn` is
@@ -107,6 +134,11 @@ class LogEnds:
         except BaseException:
             conn.close()
             raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
 
     def raise_to(self, topic_id: str, ends: dict[int, int]) -> dict[int, int]:
         """Record `ends` where higher than seen; returns the highest ends seen, never lower than before."""
@@ -163,14 +195,28 @@ class LogEnds:
             ).fetchall()
 
     def forget(self, topic_id: str) -> None:
-        """Drop the ends seen of `topic_id`: on a broker without ids ('') a new log starts its own."""
+        """Drop the ends seen and landed of `topic_id`: on a broker without ids ('') a new log starts its
+        own."""
         if self.dsn:
-            with self._connect() as conn:
-                conn.execute(
-                    "delete from ops.kafka_log_ends where topic = %s and topic_id = %s",
-                    (self.topic, topic_id),
-                )
+            with self._connect() as conn, conn.transaction():
+                for table in ("ops.kafka_log_ends", "ops.kafka_log_landed"):
+                    conn.execute(
+                        f"delete from {table} where topic = %s and topic_id = %s", (self.topic, topic_id)
+                    )
         self._seen.pop(topic_id, None)
+
+    def landed(self, topic_id: str) -> dict[int, int]:
+        """What the sink recorded as landed of a log (`record_landed`): ahead of the checkpoint by one
+        batch when the stream stopped between the sink's commit and Spark's."""
+        if not self.dsn:
+            return {}
+        with self._connect() as conn:
+            rows = conn.execute(
+                "select kafka_partition, next_offset from ops.kafka_log_landed"
+                " where topic = %s and topic_id = %s",
+                (self.topic, topic_id),
+            ).fetchall()
+        return {p: o for p, o in rows}
 
     def seen(self, topic_id: str, fresh: bool = False) -> dict[int, int]:
         """Highest ends seen of a log. `fresh` (and a broker without ids, '') reads them from the

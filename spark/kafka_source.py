@@ -31,6 +31,7 @@ from retail.log_identity import (
     LogChange,
     LogEnds,
     LossPolicy,
+    furthest,
     lost_messages,
     probe_real_ends,
     topic_id_of,
@@ -400,6 +401,7 @@ class KafkaStreamReader(DataSourceStreamReader):
     def _on_replaced(self, start: dict, landed: dict[int, int], bounds: Bounds) -> None:
         """Count what the old log held beyond `landed`; alert (and go on) or stop, by policy."""
         old_id = str(start.get("topic_id") or "")
+        landed = furthest(landed, self.ends.landed(old_id))
         lost = lost_messages(self.ends.seen(old_id, fresh=True), landed)
         new_id = bounds.topic_id
         if not old_id or not new_id:
@@ -512,6 +514,7 @@ class KafkaStreamReader(DataSourceStreamReader):
             if consumer is not None:
                 consumer.close()
         self._consumer = self._sampler = None
+        self.ends.close()
 
 
 def admit(begin: dict[int, int], latest: dict[int, int], max_rows: int) -> dict[int, int]:

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from pyspark.sql import DataFrame, SparkSession
 
+from retail.log_identity import record_landed
 from spark.arrow_rows import (
     SplitBatch,
     basket_rows,
@@ -68,19 +69,32 @@ def copy_arrow(cursor: psycopg.Cursor, table: str, data: pa.Table) -> None:
         copy.write(buffer.getbuffer())
 
 
-def checkpoint_query_id(spark: SparkSession, checkpoint: str) -> str:
-    """The query id in `<checkpoint>/metadata`: stable across restarts, new with a new checkpoint.
-
-    Read through Hadoop's FileSystem so remote checkpoints (s3a://, hdfs://) work as local ones do."""
+def _checkpoint_lines(spark: SparkSession, path: str) -> list[str]:
+    """A checkpoint file's lines, read through Hadoop's FileSystem so remote checkpoints (s3a://,
+    hdfs://) work as local ones do."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
-    path = jvm.org.apache.hadoop.fs.Path(f"{checkpoint.rstrip('/')}/metadata")
-    stream = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).open(path)
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    stream = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).open(hadoop_path)
     try:
-        first_line = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8")).readLine()
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+        lines = []
+        while (line := reader.readLine()) is not None:
+            lines.append(line)
+        return lines
     finally:
         stream.close()
-    return json.loads(first_line)["id"]
+
+
+def checkpoint_query_id(spark: SparkSession, checkpoint: str) -> str:
+    """The query id in `<checkpoint>/metadata`: stable across restarts, new with a new checkpoint."""
+    return json.loads(_checkpoint_lines(spark, f"{checkpoint.rstrip('/')}/metadata")[0])["id"]
+
+
+def batch_end_offset(spark: SparkSession, checkpoint: str, batch_id: int) -> dict:
+    """The source offset batch `batch_id` ends at, from the offset log Spark writes before running it
+    (`offsets/<id>`: a version line, the batch metadata, then the one source's offset)."""
+    return json.loads(_checkpoint_lines(spark, f"{checkpoint.rstrip('/')}/offsets/{batch_id}")[-1])
 
 
 @dataclass
@@ -130,6 +144,7 @@ class _CommittingSink:
                 if done:
                     return None
                 result = write(cursor)
+                record_landed(cursor, batch_end_offset(spark, self.checkpoint, batch_id))
                 cursor.execute(
                     "insert into ops.sink_commits"
                     " (query_name, query_id, batch_id, rows_written, dead_letters)"
