@@ -7,6 +7,7 @@ collides with a developer's running `retail up`; it is torn down (`retail down`)
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -34,6 +35,12 @@ def pytest_configure(config: pytest.Config) -> None:
         base.chmod(0o755)
         config.option.basetemp = base
         config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """py4j closes its Spark connections from `__del__` at interpreter exit and logs that at INFO, into
+    a stream pytest has already closed: a "Logging error" traceback at the end of every run."""
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 def waiting_for_writer_lock(settings: Settings, holder: str) -> bool:
