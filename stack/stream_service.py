@@ -15,6 +15,8 @@ import psycopg
 
 from retail.settings import PROJECT_ROOT, Settings
 from retail.stream_health import StreamHealth, stream_health
+from spark.session import STREAM_APP
+from stack import spark_cluster
 from stack.airflow import retail_environment
 from stack.service import Service, http_body
 
@@ -44,9 +46,19 @@ def service(settings: Settings) -> Service:
     )
 
 
-def health(settings: Settings) -> StreamHealth | None:
-    """The stream's health from the ops tables (None when the database cannot be read)."""
+def health(settings: Settings, running: bool = False) -> StreamHealth | None:
+    """The stream's health from the ops tables (None when the database cannot be read); for a running
+    job on the local cluster, also whether the master knows its application (a master restarted without
+    its records leaves it waiting for executors forever, its process alive)."""
     try:
-        return stream_health(settings.writer_dsn, settings.stream_failure_window_s)
+        recorded = stream_health(settings.writer_dsn, settings.stream_failure_window_s)
     except psycopg.Error:
-        return None
+        recorded = None
+    if running and settings.spark_cluster and (recorded is None or recorded.state == "ok"):
+        try:
+            problem = spark_cluster.application_problem(spark_cluster.master_state(settings), STREAM_APP)
+        except (OSError, ValueError) as error:  # urllib's errors are OSErrors; a garbled page a ValueError
+            problem = ("degraded", f"Spark master UI {settings.spark_master_ui_port} not answering: {error}")
+        if problem:
+            return StreamHealth(*problem)
+    return recorded
