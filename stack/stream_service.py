@@ -1,6 +1,7 @@
 """The streaming job as a supervised service of `retail up`.
 
-Healthy when the job's Spark UI answers its REST API: the JVM is up and the application registered.
+Healthy when the job's Spark UI answers its REST API (and, on the local cluster, the master lists its
+application with executors).
 Queries that later fail stop the process (exit status 1, cause in `retail logs stream`), and supervisord
 restarts it; the checkpoints make the restart continue exactly where the last committed batch ended.
 The job backs off after failures and, after too many, exits with status 3, which is not restarted;
@@ -22,7 +23,13 @@ from stack.service import Service, http_body
 
 
 def health_check(settings: Settings) -> None:
+    """The driver's UI answers; on the local cluster, the master also lists the application with its
+    executors (the UI answers before the application has registered)."""
     http_body(f"http://{settings.host}:{settings.spark_ui_port}/api/v1/applications")
+    if settings.spark_cluster:
+        problem = spark_cluster.application_problem(spark_cluster.master_state(settings), STREAM_APP)
+        if problem:
+            raise RuntimeError(problem[1])
 
 
 def service(settings: Settings) -> Service:
