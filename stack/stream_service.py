@@ -64,8 +64,11 @@ def health(settings: Settings, running: bool = False) -> StreamHealth | None:
     if running and settings.spark_cluster and (recorded is None or recorded.state == "ok"):
         try:
             problem = spark_cluster.application_problem(spark_cluster.master_state(settings), STREAM_APP)
-        except (OSError, ValueError) as error:  # urllib's errors are OSErrors; a garbled page a ValueError
-            problem = ("degraded", f"Spark master UI {settings.spark_master_ui_port} not answering: {error}")
+        except (OSError, RuntimeError, ValueError) as error:  # no answer, not a 200, not JSON
+            problem = (
+                "degraded",
+                f"Spark master not answering at its UI port {settings.spark_master_ui_port}: {error}",
+            )
         if problem:
             return StreamHealth(*problem)
     return recorded

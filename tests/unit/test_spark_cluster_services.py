@@ -7,8 +7,8 @@ from pathlib import Path
 
 from retail.settings import PROJECT_ROOT
 from retail.spark_conf import cluster_conf
-from stack import spark_cluster, stack
-from tests.scratch import scratch_settings
+from stack import spark_cluster, stack, stream_service
+from tests.scratch import free_port, scratch_settings
 
 
 def test_cluster_runs_before_the_stream_bound_to_the_stack_host(tmp_path: Path) -> None:
@@ -82,3 +82,16 @@ def test_an_application_the_master_does_not_know_is_failed() -> None:
         "degraded",
         "Spark master is RECOVERING",
     )
+
+
+def test_a_running_stream_is_not_ok_while_the_master_does_not_answer(tmp_path: Path) -> None:
+    """Nothing listens on the scratch ports: no database to read, no master to ask."""
+    settings = scratch_settings(
+        tmp_path / ".retail", spark_cluster=True, stream_enabled=True, spark_master_ui_port=free_port()
+    )
+    health = stream_service.health(settings, running=True)
+    assert health is not None and health.state == "degraded"
+    assert health.reason.startswith(
+        f"Spark master not answering at its UI port {settings.spark_master_ui_port}"
+    )
+    assert stream_service.health(settings, running=False) is None  # a stopped job: the process state says it
