@@ -18,6 +18,8 @@ from retail.settings import Settings
 from retail.spark_conf import cluster_conf
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# The speed layer's application name, as the cluster master lists it.
+STREAM_APP = "retail-speed-layer"
 
 
 def local_bind_address(settings: Settings, master: str | None = None) -> str | None:
@@ -33,7 +35,7 @@ def local_bind_address(settings: Settings, master: str | None = None) -> str | N
 
 def spark_session(
     settings: Settings,
-    app_name: str = "retail-speed-layer",
+    app_name: str = STREAM_APP,
     *,
     master: str | None = None,
     ui: bool = True,

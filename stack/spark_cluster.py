@@ -6,10 +6,16 @@ SPARK_LOCAL_IP, which Spark's UI server binds to (0.0.0.0 without it). The worke
 so a worker restarted after a crash registers as a new worker instead of waiting for the master to time
 the old one out. Executors are the worker's child JVMs; they die with it, and the master gives their
 applications new ones once the restarted worker has registered.
+
+The master keeps its registered workers and applications in `recovery_dir` (Spark's FILESYSTEM recovery
+mode): restarted after a crash, it tells them it is back, and they carry on with the executors they hold.
+Without it the worker registers anew, the master kills the executors it does not know, and the
+applications wait forever for a master that has never heard of them.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from retail.settings import Settings
@@ -52,9 +58,49 @@ def work_dir(settings: Settings) -> Path:
     return settings.state_dir / "spark" / "work"
 
 
+def recovery_dir(settings: Settings) -> Path:
+    """Where the master records its workers and applications, to take them back after a crash."""
+    return settings.state_dir / "spark" / "recovery"
+
+
+def forget_recovery_state(settings: Settings) -> None:
+    """For a cold start of the cluster: entries of workers and applications that are gone would hold
+    the new master in RECOVERING (no executors for anyone) until they time out, a minute."""
+    recovery = recovery_dir(settings)
+    if recovery.exists():
+        shutil.rmtree(recovery)
+    recovery.mkdir(parents=True)
+
+
+def _master_properties(settings: Settings) -> Path:
+    """The master's properties file (a file, not -D options: the state folder's path may hold spaces)."""
+    recovery = recovery_dir(settings)
+    recovery.mkdir(parents=True, exist_ok=True)
+    properties = settings.state_dir / "spark" / "master.properties"
+    escaped = str(recovery).replace("\\", "\\\\")
+    properties.write_text(
+        f"spark.deploy.recoveryMode=FILESYSTEM\nspark.deploy.recoveryDirectory={escaped}\n", encoding="utf-8"
+    )
+    return properties
+
+
 def master_state(settings: Settings) -> dict:
     """The master's JSON status page: its workers and applications."""
     return http_json(f"http://{settings.host}:{settings.spark_master_ui_port}/json/")
+
+
+def application_problem(state: dict, name: str) -> tuple[str, str] | None:
+    """(health state, reason) when application `name` cannot progress on the master whose JSON page is
+    `state`; None when it is registered and holds executors. Its executors carry on while the master
+    restarts, so that is degraded; an application the master does not know gets no executors again."""
+    if state.get("status") != "ALIVE":
+        return "degraded", f"Spark master is {state.get('status')}"
+    apps = [app for app in state.get("activeapps", []) if app.get("name") == name]
+    if not apps:
+        return "failed", f"application {name} is not registered with the Spark master {state.get('url')}"
+    if not apps[-1].get("cores"):
+        return "degraded", f"application {name} holds no executors ({apps[-1].get('state')})"
+    return None
 
 
 def _master_health(settings: Settings) -> None:
@@ -86,6 +132,8 @@ def services(settings: Settings) -> list[Service]:
             str(settings.spark_master_port),
             "--webui-port",
             str(settings.spark_master_ui_port),
+            "--properties-file",
+            str(_master_properties(settings)),
         ],
         health_check=lambda: _master_health(settings),
         port=settings.spark_master_port,

@@ -164,6 +164,10 @@ def up(settings: Settings, report: Callable[[str], None] = print) -> Settings:
     # A program whose configuration changed (e.g. a RETAIL_* setting passed to Airflow) was just stopped
     # and re-added by start_daemon: it must be started again, not reported as already running.
     running = {info.name for info in supervisor.all_info() if info.state in {"RUNNING", "STARTING"}}
+    if settings.spark_cluster and not running & {"spark-master", "spark-worker", "stream"}:
+        # A cold start: no worker or application is left to take back (a master restarted next to a
+        # running worker and stream keeps its records, and they re-register with it).
+        spark_cluster.forget_recovery_state(settings)
     for wave in waves(supervised):
         for service in wave:
             if service.name in running:
@@ -237,7 +241,7 @@ def status(settings: Settings) -> list[ComponentStatus]:
             detail += f"; last error: {info.last_error}"
         if service.name == "stream":
             # A running process can hide a stopped query, a crash loop or a broker gap.
-            health = stream.health(settings)
+            health = stream.health(settings, running=state == "up")
             if health is not None and health.state != "ok":
                 state, detail = health.state, f"{health.reason} ({detail})"
         lines.append(ComponentStatus(service.name, state, service.port, info.pid, detail))

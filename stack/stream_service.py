@@ -1,6 +1,7 @@
 """The streaming job as a supervised service of `retail up`.
 
-Healthy when the job's Spark UI answers its REST API: the JVM is up and the application registered.
+Healthy when the job's Spark UI answers its REST API (and, on the local cluster, the master lists its
+application with executors).
 Queries that later fail stop the process (exit status 1, cause in `retail logs stream`), and supervisord
 restarts it; the checkpoints make the restart continue exactly where the last committed batch ended.
 The job backs off after failures and, after too many, exits with status 3, which is not restarted;
@@ -15,12 +16,20 @@ import psycopg
 
 from retail.settings import PROJECT_ROOT, Settings
 from retail.stream_health import StreamHealth, stream_health
+from spark.session import STREAM_APP
+from stack import spark_cluster
 from stack.airflow import retail_environment
 from stack.service import Service, http_body
 
 
 def health_check(settings: Settings) -> None:
+    """The driver's UI answers; on the local cluster, the master also lists the application with its
+    executors (the UI answers before the application has registered)."""
     http_body(f"http://{settings.host}:{settings.spark_ui_port}/api/v1/applications")
+    if settings.spark_cluster:
+        problem = spark_cluster.application_problem(spark_cluster.master_state(settings), STREAM_APP)
+        if problem:
+            raise RuntimeError(problem[1])
 
 
 def service(settings: Settings) -> Service:
@@ -44,9 +53,22 @@ def service(settings: Settings) -> Service:
     )
 
 
-def health(settings: Settings) -> StreamHealth | None:
-    """The stream's health from the ops tables (None when the database cannot be read)."""
+def health(settings: Settings, running: bool = False) -> StreamHealth | None:
+    """The stream's health from the ops tables (None when the database cannot be read); for a running
+    job on the local cluster, also whether the master knows its application (a master restarted without
+    its records leaves it waiting for executors forever, its process alive)."""
     try:
-        return stream_health(settings.writer_dsn, settings.stream_failure_window_s)
+        recorded = stream_health(settings.writer_dsn, settings.stream_failure_window_s)
     except psycopg.Error:
-        return None
+        recorded = None
+    if running and settings.spark_cluster and (recorded is None or recorded.state == "ok"):
+        try:
+            problem = spark_cluster.application_problem(spark_cluster.master_state(settings), STREAM_APP)
+        except (OSError, RuntimeError, ValueError) as error:  # no answer, not a 200, not JSON
+            problem = (
+                "degraded",
+                f"Spark master not answering at its UI port {settings.spark_master_ui_port}: {error}",
+            )
+        if problem:
+            return StreamHealth(*problem)
+    return recorded

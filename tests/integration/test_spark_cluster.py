@@ -7,7 +7,10 @@ their own. One stack for the module, one test (each phase needs the previous one
   while the stream runs: both applications hold executors at once, each within its spark.cores.max;
 * meanwhile a second backfill arrives and the worker JVM is SIGKILLed (the executors of both die with
   it); supervisord restarts it, and every event still lands exactly once (0 lost, 0 duplicated in raw
-  and lake, metrics equal to raw), and the batch job still closes its hour with the stream's metrics.
+  and lake, metrics equal to raw), and the batch job still closes its hour with the stream's metrics;
+* then the master JVM is SIGKILLed while a third backfill arrives; supervisord restarts it, the stream's
+  application is registered with it again, holding its executors (`retail status` says "up"), and
+  every event lands exactly once.
 """
 
 from __future__ import annotations
@@ -189,7 +192,7 @@ where (s.units, s.gross_revenue, s.discount, s.transactions, s.refunds, s.refund
 
 
 @pytest.mark.timeout(1800)
-def test_stream_and_batch_on_a_cluster_survive_a_worker_sigkill(cluster: Settings) -> None:
+def test_stream_and_batch_on_a_cluster_survive_worker_and_master_sigkills(cluster: Settings) -> None:
     settings = cluster
     master_port = settings.spark_master_port
     assert settings.spark_master_url == f"spark://127.0.0.1:{master_port}"
@@ -288,3 +291,39 @@ def test_stream_and_batch_on_a_cluster_survive_a_worker_sigkill(cluster: Setting
     assert mismatches == (0,), "batch metrics of the closed hour differ from the stream's (= raw)"
     batch_app = _app(settings, BATCH_APP, "completedapps")
     assert batch_app is not None and list((work_dir(settings) / batch_app["id"]).iterdir())
+
+    # Mid-stream, the master JVM dies hard; the stream's executors run on, and a third backfill arrives
+    # on either side of the master's restart.
+    stream_app = _app(settings, STREAM_APP)
+    assert stream_app is not None
+    master = supervisor.info("spark-master")
+    assert master is not None and master.pid
+    os.kill(master.pid, signal.SIGKILL)
+    baskets, refunds = _events(seed + 2, live_hour + timedelta(minutes=30))
+    half = len(baskets) // 2
+    first_half = {b.transaction_id for b in baskets[:half]}
+    send_events(settings, baskets[:half], [r for r in refunds if r.transaction_id in first_half])
+    sent_baskets += baskets
+    sent_refunds += refunds
+
+    def master_back() -> bool:
+        info = supervisor.info("spark-master")
+        if info is None or info.state != "RUNNING" or info.pid in (None, master.pid):
+            return False
+        try:
+            return master_state(settings)["status"] == "ALIVE"
+        except OSError:  # its UI is not up yet
+            return False
+
+    wait_for(master_back, timeout_s=300, what="supervisord to restart the master, and the master to recover")
+    phase("master restarted")
+    # The same application (its id), not a new one: the master took it back with its executors.
+    wait_for(
+        lambda: cores(STREAM_APP) == STREAM_CORES, timeout_s=180, what="the stream's app registered again"
+    )
+    assert _app(settings, STREAM_APP)["id"] == stream_app["id"]
+    send_events(settings, baskets[half:], [r for r in refunds if r.transaction_id not in first_half])
+    landed()
+    phase("third backfill landed")
+    line = next(c for c in stack.status(settings) if c.name == "stream")
+    assert line.state == "up", line.line()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from retail.settings import PROJECT_ROOT
 from retail.spark_conf import cluster_conf
-from stack import stack
-from tests.scratch import scratch_settings
+from stack import spark_cluster, stack, stream_service
+from tests.scratch import free_port, scratch_settings
 
 
 def test_cluster_runs_before_the_stream_bound_to_the_stack_host(tmp_path: Path) -> None:
@@ -47,3 +47,51 @@ def test_cluster_conf_carries_what_executors_need(tmp_path: Path) -> None:
     assert remote.spark_master_url == "spark://master.example:7077"
     # Off the local cluster, Spark's default driver address (the host name) unless a setting names one.
     assert "spark.driver.host" not in cluster_conf(remote.model_copy(update={"spark_driver_host": None}), 1)
+
+
+def test_master_keeps_its_records_in_the_state_folder_until_a_cold_start(tmp_path: Path) -> None:
+    settings = scratch_settings(tmp_path / "state with space", spark_cluster=True)
+    master = next(service for service in stack.services(settings) if service.name == "spark-master")
+    properties = Path(master.command[master.command.index("--properties-file") + 1])
+    lines = properties.read_text().splitlines()
+    recovery = spark_cluster.recovery_dir(settings)
+    assert lines == ["spark.deploy.recoveryMode=FILESYSTEM", f"spark.deploy.recoveryDirectory={recovery}"]
+    assert recovery.is_relative_to(settings.state_dir) and recovery.is_dir()
+    (recovery / "app_app-1").write_bytes(b"stale")
+    spark_cluster.forget_recovery_state(settings)
+    assert recovery.is_dir() and not list(recovery.iterdir())
+
+
+def _master(status: str = "ALIVE", *apps: dict) -> dict:
+    return {"url": "spark://127.0.0.1:7077", "status": status, "activeapps": list(apps)}
+
+
+def test_an_application_the_master_does_not_know_is_failed() -> None:
+    name = "retail-speed-layer"
+    running = {"id": "app-2", "name": name, "state": "RUNNING", "cores": 2}
+    assert spark_cluster.application_problem(_master("ALIVE", running), name) is None
+    state, reason = spark_cluster.application_problem(_master("ALIVE", {**running, "name": "other"}), name)
+    assert state == "failed"
+    assert reason == f"application {name} is not registered with the Spark master spark://127.0.0.1:7077"
+    waiting = {**running, "state": "WAITING", "cores": 0}
+    assert spark_cluster.application_problem(_master("ALIVE", waiting), name) == (
+        "degraded",
+        f"application {name} holds no executors (WAITING)",
+    )
+    assert spark_cluster.application_problem(_master("RECOVERING", running), name) == (
+        "degraded",
+        "Spark master is RECOVERING",
+    )
+
+
+def test_a_running_stream_is_not_ok_while_the_master_does_not_answer(tmp_path: Path) -> None:
+    """Nothing listens on the scratch ports: no database to read, no master to ask."""
+    settings = scratch_settings(
+        tmp_path / ".retail", spark_cluster=True, stream_enabled=True, spark_master_ui_port=free_port()
+    )
+    health = stream_service.health(settings, running=True)
+    assert health is not None and health.state == "degraded"
+    assert health.reason.startswith(
+        f"Spark master not answering at its UI port {settings.spark_master_ui_port}"
+    )
+    assert stream_service.health(settings, running=False) is None  # a stopped job: the process state says it
