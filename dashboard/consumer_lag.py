@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from dashboard.db import DashboardError, settings
 from dashboard.queries import LIVE_TTL_S, kafka_log_ends, landed_offsets
-from retail.log_identity import probe_real_ends, topic_id_of
+from retail.log_identity import broker_log_ends
 from retail.topics import kafka_security
 
 # The probe's fetch returns within the broker's fetch wait when there is nothing beyond the reported end.
@@ -46,27 +46,25 @@ def broker_ends(
             "Start it with `retail up`, or check RETAIL_KAFKA_BOOTSTRAP."
         ) from None
     try:
-        consumer.topics()  # fresh metadata, topic ids included
-        ids = {topic: topic_id_of(consumer, topic) for topic in topics}
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in topics
-            for partition in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        ends = (
-            probe_real_ends(consumer, partitions, consumer.end_offsets(partitions), PROBE_TIMEOUT_MS)
-            if partitions
-            else {}
-        )
+        ends = broker_log_ends(consumer, topics, PROBE_TIMEOUT_MS)
     except KafkaError as error:
         raise DashboardError(
             f"Kafka at {bootstrap} did not answer ({type(error).__name__}); lag unknown."
         ) from None
     finally:
         consumer.close()
-    return pd.DataFrame(
-        [(tp.topic, ids[tp.topic], tp.partition, offset) for tp, offset in ends.items()], columns=END_COLUMNS
-    )
+    return pd.DataFrame([(*log, offset) for log, offset in ends.items()], columns=END_COLUMNS)
+
+
+def current_broker_ends() -> pd.DataFrame | None:
+    """The broker's true ends of the stream's topics for the stall rule, None when it does not answer
+    (the rule then uses the ends the stream recorded)."""
+    current = settings()
+    topics = (current.transactions_topic, current.refunds_topic)
+    try:
+        return broker_ends(current.bootstrap_servers, topics, tuple(sorted(kafka_security(current).items())))
+    except DashboardError:
+        return None
 
 
 def true_ends(probed: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:

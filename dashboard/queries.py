@@ -496,14 +496,17 @@ def reconciliation(hours: int = 24) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
-def _stream_health(dsn: str) -> tuple[str, str]:
+def _stream_health(
+    dsn: str, window_s: float, stall_s: float, ends: tuple[tuple[str, str, int, int], ...] | None
+) -> tuple[str, str]:
     import psycopg
 
     from dashboard.db import DashboardError, unavailable
     from retail.stream_health import stream_health
 
+    broker_ends = None if ends is None else {(t, i, p): e for t, i, p, e in ends}
     try:
-        health = stream_health(dsn)
+        health = stream_health(dsn, window_s, stall_s, broker_ends)
     except psycopg.OperationalError as error:
         raise unavailable(error) from None
     except psycopg.Error as error:
@@ -511,7 +514,10 @@ def _stream_health(dsn: str) -> tuple[str, str]:
     return health.state, health.reason
 
 
-def stream_health_state() -> tuple[str, str]:
+def stream_health_state(ends: pd.DataFrame | None = None) -> tuple[str, str]:
     """(ok | degraded | failed, reason): the speed layer's health as `retail status` shows it (one
-    definition, `retail.stream_health.stream_health`)."""
-    return _stream_health(settings().analyst_dsn)
+    definition, `retail.stream_health.stream_health`); `ends`: the broker's (`consumer_lag.broker_ends`),
+    None when it did not answer."""
+    current = settings()
+    rows = None if ends is None else tuple(ends.itertuples(index=False, name=None))
+    return _stream_health(current.analyst_dsn, current.stream_failure_window_s, current.stream_stall_s, rows)

@@ -83,6 +83,31 @@ def lost_messages(seen_ends: dict[int, int], landed: dict[int, int]) -> dict[int
     return {p: max(end - landed.get(p, 0), 0) for p, end in seen_ends.items()}
 
 
+def unlanded(earliest: dict[int, int], ends: dict[int, int], landed: dict[int, int]) -> dict[int, int]:
+    """Per partition of one log: messages the broker holds beyond what landed (partitions with none left
+    out); a partition nothing landed of counts from its earliest offset."""
+    waiting = {p: end - max(landed.get(p, earliest.get(p, 0)), earliest.get(p, 0)) for p, end in ends.items()}
+    return {p: n for p, n in waiting.items() if n > 0}
+
+
+def broker_log_ends(consumer, topics: tuple[str, ...], timeout_ms: int) -> dict[tuple[str, str, int], int]:
+    """(topic, topic id, partition) -> the true end offset of each partition the broker holds now, with
+    the embedded broker's under-reported ends corrected (`probe_real_ends`)."""
+    from kafka import TopicPartition
+
+    consumer.topics()  # fresh metadata, topic ids included
+    ids = {topic: topic_id_of(consumer, topic) for topic in topics}
+    tps = [
+        TopicPartition(topic, partition)
+        for topic in topics
+        for partition in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
+    if not tps:
+        return {}
+    ends = probe_real_ends(consumer, tps, consumer.end_offsets(tps), timeout_ms)
+    return {(tp.topic, ids[tp.topic], tp.partition): ends[tp] for tp in tps}
+
+
 def record_landed(cursor, offset: dict) -> None:
     """Record, in the sink's own transaction, that the batch ending at the source offset `offset` landed
     (ops.kafka_log_landed; never lowered). An offset of another source format is ignored."""

@@ -177,6 +177,9 @@ class Settings(BaseSettings):
     # stream_failure_window_s, stops restarting: `retail status` then shows it failed with the reason.
     stream_max_failures: int = Field(default=5, ge=1, le=1000)
     stream_failure_window_s: float = Field(default=600.0, gt=0, le=86_400)
+    # The stream is degraded (stalled) when the broker holds messages it has not landed and no batch
+    # landed for longer than this; a stream started less than this ago is not flagged.
+    stream_stall_s: float = Field(default=120.0, gt=0, le=86_400)
 
     # Dimension files loaded into raw.products / raw.stores.
     product_catalog_csv: Path = PROJECT_ROOT / "db" / "data" / "product_catalog.csv"

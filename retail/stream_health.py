@@ -4,6 +4,8 @@ A process that supervisord shows as running can still have a stopped query, be r
 or have continued over a broker gap. So the streaming job records each query's state (its listener,
 in ops.stream_status), each failure of its own (ops.stream_failures, with an `error` alert), and the
 source records lost messages (ops.kafka_log_changes, with an `error` alert). `stream_health` reads them.
+A query alive but making no progress is caught by the stall rule (`stall`): messages wait in the broker
+and nothing landed (ops.kafka_log_landed, written in each batch's transaction) for `stall_s`.
 After `max_failures` failures within `window_s`, the job stops restarting itself: it records a
 `critical` alert and exits in a state supervisord does not restart (see `spark.streaming_job.main`).
 """
@@ -12,10 +14,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 import psycopg
+
+from retail.log_identity import unlanded
 
 ALERT_SOURCE = "speed_layer"
 State = Literal["ok", "degraded", "failed"]
@@ -25,6 +31,89 @@ State = Literal["ok", "degraded", "failed"]
 class StreamHealth:
     state: State
     reason: str
+
+
+# (topic, topic id, partition) -> an offset: the broker's end, or the next offset to land
+LogOffsets = Mapping[tuple[str, str, int], int]
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Messages waiting per topic that nothing landed of for longer than the stall limit."""
+
+    waiting: dict[str, int]
+    idle_s: dict[str, float]
+
+    def reason(self, stall_s: float) -> str:
+        parts = "; ".join(
+            f"{topic}: {self.waiting[topic]} messages waiting, nothing landed for {self.idle_s[topic]:.0f} s"
+            for topic in sorted(self.waiting)
+        )
+        return f"stalled (no batch landed for over {stall_s:.0f} s, RETAIL_STREAM_STALL_S): {parts}"
+
+
+def stall(
+    ends: LogOffsets,
+    landed: LogOffsets,
+    landed_at: Mapping[tuple[str, str], datetime],
+    started_at: datetime | None,
+    now: datetime,
+    stall_s: float,
+) -> Stall | None:
+    """The stall rule. A topic is stalled when its current log (the topic id of `ends`; after a broker
+    restart offsets start again at 0, so other logs are ignored) holds messages beyond `landed` and
+    nothing of that log landed (`landed_at`, per (topic, topic id)) for over `stall_s`. Idle (nothing
+    waiting) is not stalled, nor is a stream started (`started_at`) less than `stall_s` ago or not running
+    (None: the query states say why)."""
+    if started_at is None or (now - started_at).total_seconds() <= stall_s:
+        return None
+    waiting: dict[str, int] = {}
+    idle: dict[str, float] = {}
+    for topic, topic_id in sorted({(t, i) for t, i, _ in ends}):
+        log_ends = {p: e for (t, i, p), e in ends.items() if (t, i) == (topic, topic_id)}
+        log_landed = {p: o for (t, i, p), o in landed.items() if (t, i) == (topic, topic_id)}
+        count = sum(unlanded({}, log_ends, log_landed).values())
+        last = max(landed_at.get((topic, topic_id), started_at), started_at)
+        idle_s = (now - last).total_seconds()
+        if count and idle_s > stall_s:
+            waiting[topic] = waiting.get(topic, 0) + count
+            idle[topic] = idle_s
+    return Stall(waiting, idle) if waiting else None
+
+
+def read_stall(
+    conn: psycopg.Connection, stall_s: float, broker_ends: LogOffsets | None = None
+) -> Stall | None:
+    """The stall rule over the ops tables: the ends are the broker's answer when the caller could reach
+    it (`broker_ends`), else the highest ends the job's watcher recorded (ops.kafka_log_ends, raised every
+    2 s while the job's process lives) of each topic's newest log."""
+    if broker_ends is None:
+        rows = conn.execute(
+            """select topic, topic_id, kafka_partition, end_offset from ops.kafka_log_ends e
+               where topic_id = (select topic_id from ops.kafka_log_ends n where n.topic = e.topic
+                                 order by seen_at desc limit 1)"""
+        ).fetchall()
+        broker_ends = {(t, i, p): e for t, i, p, e in rows}
+    landed_rows = conn.execute(
+        "select topic, topic_id, kafka_partition, next_offset, landed_at from ops.kafka_log_landed"
+    ).fetchall()
+    started = conn.execute(
+        """select max(changed_at), now() from ops.stream_status
+           having bool_and(state = 'running')"""
+    ).fetchone()
+    if not started or started[0] is None:
+        return None
+    landed_at: dict[tuple[str, str], datetime] = {}
+    for t, i, _, _, at in landed_rows:
+        landed_at[(t, i)] = max(landed_at.get((t, i), at), at)
+    return stall(
+        broker_ends,
+        {(t, i, p): o for t, i, p, o, _ in landed_rows},
+        landed_at,
+        started[0],
+        started[1],
+        stall_s,
+    )
 
 
 def record_query_state(dsn: str, query_name: str, state: str, reason: str | None, run_id: str) -> None:
@@ -67,10 +156,14 @@ def record_failure(dsn: str, reason: str, gave_up: bool = False) -> None:
         )
 
 
-def stream_health(dsn: str, window_s: float = 600.0) -> StreamHealth:
+def stream_health(
+    dsn: str, window_s: float = 600.0, stall_s: float = 120.0, broker_ends: LogOffsets | None = None
+) -> StreamHealth:
     """failed: the job gave up, or a query is stopped by a failure; degraded: it failed and restarted
-    within `window_s`, or messages were lost to a replaced broker log within the last day."""
+    within `window_s`, messages were lost to a replaced broker log within the last day, or it is stalled
+    (`read_stall`; `broker_ends` as there)."""
     with psycopg.connect(dsn, connect_timeout=5) as conn:
+        stalled = read_stall(conn, stall_s, broker_ends)
         gave_up = conn.execute(
             """select reason from ops.stream_failures where gave_up and failed_at >
                    coalesce((select max(changed_at) from ops.stream_status where state = 'running'),
@@ -98,6 +191,8 @@ def stream_health(dsn: str, window_s: float = 600.0) -> StreamHealth:
         )
     if lost and lost[0]:
         return StreamHealth("degraded", f"broker log replaced: {lost[0]} (see ops.alerts)")
+    if stalled:
+        return StreamHealth("degraded", stalled.reason(stall_s))
     return StreamHealth("ok", "")
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from retail.log_identity import furthest
+from retail.log_identity import furthest, unlanded
 from retail.settings import Settings
 from spark.kafka_source import KafkaStreamReader
 
@@ -68,11 +68,8 @@ def pending_messages(settings: Settings) -> dict[tuple[str, int], int]:
         offset = committed_offset(checkpoints / query)
         same_log = offset is not None and offset.get("topic_id", bounds.topic_id) == bounds.topic_id
         checkpointed = {int(p): int(o) for p, o in offset["partitions"].items()} if same_log else {}
-        landed = furthest(checkpointed, recorded)
-        for partition, end in bounds.latest.items():
-            behind = end - max(landed.get(partition, bounds.earliest[partition]), bounds.earliest[partition])
-            if behind > 0:
-                pending[(topic, partition)] = behind
+        waiting = unlanded(bounds.earliest, bounds.latest, furthest(checkpointed, recorded))
+        pending.update({(topic, partition): n for partition, n in waiting.items()})
     return pending
 
 

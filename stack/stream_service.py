@@ -13,9 +13,13 @@ from __future__ import annotations
 import sys
 
 import psycopg
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
 
+from retail.log_identity import broker_log_ends
 from retail.settings import PROJECT_ROOT, Settings
-from retail.stream_health import StreamHealth, stream_health
+from retail.stream_health import LogOffsets, StreamHealth, stream_health
+from retail.topics import kafka_security
 from spark.session import STREAM_APP
 from stack import spark_cluster
 from stack.airflow import retail_environment
@@ -53,12 +57,40 @@ def service(settings: Settings) -> Service:
     )
 
 
-def health(settings: Settings, running: bool = False) -> StreamHealth | None:
-    """The stream's health from the ops tables (None when the database cannot be read); for a running
-    job on the local cluster, also whether the master knows its application (a master restarted without
-    its records leaves it waiting for executors forever, its process alive)."""
+def broker_ends(settings: Settings) -> LogOffsets | None:
+    """The broker's true ends of the stream's topics for the stall rule; None when it does not answer
+    (the rule then uses the ends the job's watcher recorded)."""
+    topics = (settings.transactions_topic, settings.refunds_topic)
     try:
-        recorded = stream_health(settings.writer_dsn, settings.stream_failure_window_s)
+        consumer = KafkaConsumer(
+            **kafka_security(settings),
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id="retail-status",
+            request_timeout_ms=3000,
+            bootstrap_timeout_ms=3000,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=50,
+        )
+    except KafkaError:
+        return None
+    try:
+        return broker_log_ends(consumer, topics, timeout_ms=500)
+    except KafkaError:
+        return None
+    finally:
+        consumer.close()
+
+
+def health(settings: Settings, running: bool = False) -> StreamHealth | None:
+    """The stream's health from the ops tables and, for a running job, the broker (None when the
+    database cannot be read); for a running job on the local cluster, also whether the master knows its
+    application (a master restarted without its records leaves it waiting for executors forever, its
+    process alive)."""
+    ends = broker_ends(settings) if running else None
+    try:
+        recorded = stream_health(
+            settings.writer_dsn, settings.stream_failure_window_s, settings.stream_stall_s, ends
+        )
     except psycopg.Error:
         recorded = None
     if running and settings.spark_cluster and (recorded is None or recorded.state == "ok"):

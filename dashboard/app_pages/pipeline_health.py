@@ -17,7 +17,7 @@ import streamlit as st
 
 from dashboard import queries
 from dashboard.components import chart, count, local_time, panel, time_axis, wall_clock
-from dashboard.consumer_lag import consumer_lag
+from dashboard.consumer_lag import consumer_lag, current_broker_ends
 from dashboard.db import settings
 from dashboard.tables import table
 
@@ -34,8 +34,8 @@ def age(latest: object, now: datetime) -> str:
 
 @panel
 def stream_state() -> None:
-    """A stopped query, a crash loop or a broker gap, with its reason, above everything else."""
-    state, reason = queries.stream_health_state()
+    """A stopped query, a crash loop, a broker gap or a stall, with its reason, above everything else."""
+    state, reason = queries.stream_health_state(current_broker_ends())
     if state == "failed":
         st.error(f"Speed layer failed: {reason}", icon=":material/error:")
     elif state == "degraded":
