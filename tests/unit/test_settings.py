@@ -54,6 +54,7 @@ def test_dotenv_file_is_read(clean_env: Path, tmp_path: Path) -> None:
         ("RETAIL_PG_URL", "mysql://db/retail"),
         ("RETAIL_TRANSACTIONS_PARTITIONS", "0"),
         ("RETAIL_HEALTH_TIMEOUT_S", "-1"),
+        ("RETAIL_STREAM_STALL_S", "0"),
         ("RETAIL_DISPLAY_TZ", "Mars/Olympus_Mons"),
     ],
 )
