@@ -116,6 +116,17 @@ def read_stall(
     )
 
 
+def record_stall_alert(dsn: str, found: Stall, stall_s: float) -> None:
+    """One `warning` alert with the counts, written by the job's watcher when a stall begins."""
+    context = {"waiting": found.waiting, "idle_s": {t: round(s) for t, s in found.idle_s.items()}}
+    with psycopg.connect(dsn, connect_timeout=10, autocommit=True) as conn:
+        conn.execute(
+            "insert into ops.alerts (source, severity, message, context)"
+            " values (%s, 'warning', %s, %s::jsonb)",
+            (ALERT_SOURCE, f"speed layer {found.reason(stall_s)}", json.dumps(context)),
+        )
+
+
 def record_query_state(dsn: str, query_name: str, state: str, reason: str | None, run_id: str) -> None:
     with psycopg.connect(dsn, connect_timeout=10, autocommit=True) as conn:
         conn.execute(

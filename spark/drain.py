@@ -91,7 +91,8 @@ def drain(settings: Settings, timeout_s: float, report: Callable[[str], None] = 
 class LogEndWatcher:
     """A daemon thread of the streaming job that records the broker's log ends every `every_s` seconds,
     whether or not a micro-batch is running: if the broker dies while a batch is stuck, the next start
-    still knows how many messages the old log held."""
+    still knows how many messages the old log held. With those ends it also runs the stall rule and
+    writes one `warning` alert when a stall begins (again only after the stream landed or went idle)."""
 
     def __init__(self, settings: Settings, every_s: float = 2.0) -> None:
         import threading
@@ -120,14 +121,40 @@ class LogEndWatcher:
             )
             for topic in topics
         ]
+        stalled = False
         try:
             while not self._stop.wait(self._every_s):
+                ends: dict[tuple[str, str, int], int] | None = {}
                 for reader in readers:
                     try:
-                        reader.log_bounds(probe_timeout_ms=1000)
+                        bounds = reader.log_bounds(probe_timeout_ms=1000)
+                        if ends is not None:
+                            ends.update({(reader.topic, bounds.topic_id, p): e for p, e in bounds.latest.items()})
                     except Exception as error:  # broker or database away: the queries report that
                         logging.getLogger(__name__).debug("log ends of %s not read: %s", reader.topic, error)
                         reader.stop()
+                        ends = None  # an incomplete view: no stall verdict this round
+                if ends:
+                    stalled = self._check_stall(ends, stalled)
         finally:
             for reader in readers:
                 reader.stop()
+
+    def _check_stall(self, ends: dict[tuple[str, str, int], int], stalled: bool) -> bool:
+        """Whether the stream is stalled now; alerts on the change from not stalled."""
+        import logging
+
+        import psycopg
+
+        from retail.stream_health import read_stall, record_stall_alert
+
+        stall_s = self._settings.stream_stall_s
+        try:
+            with psycopg.connect(self._settings.writer_dsn, connect_timeout=10) as conn:
+                found = read_stall(conn, stall_s, ends)
+            if found and not stalled:
+                record_stall_alert(self._settings.writer_dsn, found, stall_s)
+        except psycopg.Error as error:  # the database is away: the queries report that
+            logging.getLogger(__name__).debug("stall rule not run: %s", error)
+            return stalled
+        return found is not None
