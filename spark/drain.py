@@ -128,8 +128,9 @@ class LogEndWatcher:
                 for reader in readers:
                     try:
                         bounds = reader.log_bounds(probe_timeout_ms=1000)
+                        log = (reader.topic, bounds.topic_id)
                         if ends is not None:
-                            ends.update({(reader.topic, bounds.topic_id, p): e for p, e in bounds.latest.items()})
+                            ends.update({(*log, p): e for p, e in bounds.latest.items()})
                     except Exception as error:  # broker or database away: the queries report that
                         logging.getLogger(__name__).debug("log ends of %s not read: %s", reader.topic, error)
                         reader.stop()
