@@ -497,7 +497,11 @@ def reconciliation(hours: int = 24) -> pd.DataFrame:
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
 def _stream_health(
-    dsn: str, window_s: float, stall_s: float, ends: tuple[tuple[str, str, int, int], ...] | None
+    dsn: str,
+    window_s: float,
+    stall_s: float,
+    ends: tuple[tuple[str, str, int, int], ...] | None,
+    topics: tuple[str, ...],
 ) -> tuple[str, str]:
     import psycopg
 
@@ -506,7 +510,7 @@ def _stream_health(
 
     broker_ends = None if ends is None else {(t, i, p): e for t, i, p, e in ends}
     try:
-        health = stream_health(dsn, window_s, stall_s, broker_ends)
+        health = stream_health(dsn, window_s, stall_s, broker_ends, topics)
     except psycopg.OperationalError as error:
         raise unavailable(error) from None
     except psycopg.Error as error:

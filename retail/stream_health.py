@@ -82,16 +82,21 @@ def stall(
 
 
 def read_stall(
-    conn: psycopg.Connection, stall_s: float, broker_ends: LogOffsets | None = None
+    conn: psycopg.Connection,
+    stall_s: float,
+    broker_ends: LogOffsets | None = None,
+    topics: tuple[str, ...] = (),
 ) -> Stall | None:
     """The stall rule over the ops tables: the ends are the broker's answer when the caller could reach
     it (`broker_ends`), else the highest ends the job's watcher recorded (ops.kafka_log_ends, raised every
-    2 s while the job's process lives) of each topic's newest log."""
+    2 s while the job's process lives) of the newest log of each of `topics`."""
     if broker_ends is None:
         rows = conn.execute(
             """select topic, topic_id, kafka_partition, end_offset from ops.kafka_log_ends e
-               where topic_id = (select topic_id from ops.kafka_log_ends n where n.topic = e.topic
-                                 order by seen_at desc limit 1)"""
+               where topic = any(%s)
+                 and topic_id = (select topic_id from ops.kafka_log_ends n where n.topic = e.topic
+                                 order by seen_at desc limit 1)""",
+            (list(topics),),
         ).fetchall()
         broker_ends = {(t, i, p): e for t, i, p, e in rows}
     landed_rows = conn.execute(
@@ -168,13 +173,17 @@ def record_failure(dsn: str, reason: str, gave_up: bool = False) -> None:
 
 
 def stream_health(
-    dsn: str, window_s: float = 600.0, stall_s: float = 120.0, broker_ends: LogOffsets | None = None
+    dsn: str,
+    window_s: float = 600.0,
+    stall_s: float = 120.0,
+    broker_ends: LogOffsets | None = None,
+    topics: tuple[str, ...] = (),
 ) -> StreamHealth:
     """failed: the job gave up, or a query is stopped by a failure; degraded: it failed and restarted
     within `window_s`, messages were lost to a replaced broker log within the last day, or it is stalled
-    (`read_stall`; `broker_ends` as there)."""
+    (`read_stall`: `broker_ends` and `topics`, the stream's, as there)."""
     with psycopg.connect(dsn, connect_timeout=5) as conn:
-        stalled = read_stall(conn, stall_s, broker_ends)
+        stalled = read_stall(conn, stall_s, broker_ends, topics)
         gave_up = conn.execute(
             """select reason from ops.stream_failures where gave_up and failed_at >
                    coalesce((select max(changed_at) from ops.stream_status where state = 'running'),

@@ -152,7 +152,7 @@ class LogEndWatcher:
         stall_s = self._settings.stream_stall_s
         try:
             with psycopg.connect(self._settings.writer_dsn, connect_timeout=10) as conn:
-                found = read_stall(conn, stall_s, ends)
+                found = read_stall(conn, stall_s, ends)  # the broker's ends: the topics'
             if found and not stalled:
                 record_stall_alert(self._settings.writer_dsn, found, stall_s)
         except psycopg.Error as error:  # the database is away: the queries report that

@@ -89,7 +89,11 @@ def health(settings: Settings, running: bool = False) -> StreamHealth | None:
     ends = broker_ends(settings) if running else None
     try:
         recorded = stream_health(
-            settings.writer_dsn, settings.stream_failure_window_s, settings.stream_stall_s, ends
+            settings.writer_dsn,
+            settings.stream_failure_window_s,
+            settings.stream_stall_s,
+            ends,
+            (settings.transactions_topic, settings.refunds_topic),
         )
     except psycopg.Error:
         recorded = None
