@@ -59,12 +59,14 @@ def stall(
     started_at: datetime | None,
     now: datetime,
     stall_s: float,
+    waiting_since: Mapping[str, datetime] | None = None,
 ) -> Stall | None:
     """The stall rule. A topic is stalled when its current log (the topic id of `ends`; after a broker
     restart offsets start again at 0, so other logs are ignored) holds messages beyond `landed` and
     nothing of that log landed (`landed_at`, per (topic, topic id)) for over `stall_s`. Idle (nothing
     waiting) is not stalled, nor is a stream started (`started_at`) less than `stall_s` ago or not running
-    (None: the query states say why)."""
+    (None: the query states say why). `waiting_since` (per topic, when an observer first saw messages
+    waiting) also restarts the clock: messages that arrive after a long idle have not stalled yet."""
     if started_at is None or (now - started_at).total_seconds() <= stall_s:
         return None
     waiting: dict[str, int] = {}
@@ -73,7 +75,11 @@ def stall(
         log_ends = {p: e for (t, i, p), e in ends.items() if (t, i) == (topic, topic_id)}
         log_landed = {p: o for (t, i, p), o in landed.items() if (t, i) == (topic, topic_id)}
         count = sum(unlanded({}, log_ends, log_landed).values())
-        last = max(landed_at.get((topic, topic_id), started_at), started_at)
+        last = max(
+            landed_at.get((topic, topic_id), started_at),
+            started_at,
+            (waiting_since or {}).get(topic, started_at),
+        )
         idle_s = (now - last).total_seconds()
         if count and idle_s > stall_s:
             waiting[topic] = waiting.get(topic, 0) + count
@@ -86,6 +92,7 @@ def read_stall(
     stall_s: float,
     broker_ends: LogOffsets | None = None,
     topics: tuple[str, ...] = (),
+    waiting_since: Mapping[str, datetime] | None = None,
 ) -> Stall | None:
     """The stall rule over the ops tables: the ends are the broker's answer when the caller could reach
     it (`broker_ends`), else the highest ends the job's watcher recorded (ops.kafka_log_ends, raised every
@@ -118,6 +125,7 @@ def read_stall(
         started[0],
         started[1],
         stall_s,
+        waiting_since,
     )
 
 

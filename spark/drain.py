@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -92,7 +93,9 @@ class LogEndWatcher:
     """A daemon thread of the streaming job that records the broker's log ends every `every_s` seconds,
     whether or not a micro-batch is running: if the broker dies while a batch is stuck, the next start
     still knows how many messages the old log held. With those ends it also runs the stall rule and
-    writes one `warning` alert when a stall begins (again only after the stream landed or went idle)."""
+    writes one `warning` alert when a stall begins (again only after the stream landed or went idle);
+    it counts the stall from when it first saw messages waiting, so a burst after a long idle is not
+    one."""
 
     def __init__(self, settings: Settings, every_s: float = 2.0) -> None:
         import threading
@@ -122,6 +125,7 @@ class LogEndWatcher:
             for topic in topics
         ]
         stalled = False
+        waiting_since: dict[str, datetime] = {}
         try:
             while not self._stop.wait(self._every_s):
                 ends: dict[tuple[str, str, int], int] | None = {}
@@ -136,13 +140,16 @@ class LogEndWatcher:
                         reader.stop()
                         ends = None  # an incomplete view: no stall verdict this round
                 if ends:
-                    stalled = self._check_stall(ends, stalled)
+                    stalled = self._check_stall(ends, stalled, waiting_since)
         finally:
             for reader in readers:
                 reader.stop()
 
-    def _check_stall(self, ends: dict[tuple[str, str, int], int], stalled: bool) -> bool:
-        """Whether the stream is stalled now; alerts on the change from not stalled."""
+    def _check_stall(
+        self, ends: dict[tuple[str, str, int], int], stalled: bool, waiting_since: dict[str, datetime]
+    ) -> bool:
+        """Whether the stream is stalled now; alerts on the change from not stalled. `waiting_since`
+        (kept between calls) holds when each topic was first seen with messages waiting."""
         import logging
 
         import psycopg
@@ -152,7 +159,13 @@ class LogEndWatcher:
         stall_s = self._settings.stream_stall_s
         try:
             with psycopg.connect(self._settings.writer_dsn, connect_timeout=10) as conn:
-                found = read_stall(conn, stall_s, ends)  # the broker's ends: the topics'
+                # Stall limit 0: every topic with messages waiting and nothing landed since they came.
+                waiting = read_stall(conn, 0.0, ends)
+                now = datetime.now(UTC)
+                seen = {t: waiting_since.get(t, now) for t in (waiting.waiting if waiting else {})}
+                waiting_since.clear()
+                waiting_since.update(seen)
+                found = read_stall(conn, stall_s, ends, waiting_since=waiting_since)
             if found and not stalled:
                 record_stall_alert(self._settings.writer_dsn, found, stall_s)
         except psycopg.Error as error:  # the database is away: the queries report that

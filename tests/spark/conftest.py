@@ -120,6 +120,18 @@ def scalar(settings: Settings, query: str, params: tuple = ()) -> object:
         return row[0] if row else None
 
 
+def sink_waits_for_lock(settings: Settings, holder: psycopg.Connection) -> bool:
+    """A session other than `holder` waits for a lock: the stream's batch, which has read its records."""
+    return bool(
+        scalar(
+            settings,
+            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and pid <> %s"
+            " and query like '%%stream_watermarks%%'",
+            (holder.info.backend_pid,),
+        )
+    )
+
+
 # Speed-layer minute metrics that differ from a recomputation over raw (0 when the stream is exact).
 METRICS_MISMATCHES = """
 with items as (

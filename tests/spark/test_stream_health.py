@@ -1,5 +1,5 @@
-"""Status tells the truth: a stopped query, a crash loop and a broker gap each make the stream's health
-failed or degraded with the reason (what `retail status` and the Pipeline health page show), and the
+"""Status tells the truth: a stopped query, a crash loop, a broker gap and a stall each make the stream's
+health failed or degraded with the reason (what `retail status` and the Pipeline health page show), and the
 job's restarts end in a visible failed state with a critical alert."""
 
 from __future__ import annotations
@@ -15,9 +15,17 @@ from retail.settings import Settings
 from retail.stream_health import record_query_state, stream_health
 from retail.topics import admin_client
 from spark import streaming_job
+from spark.drain import LogEndWatcher
 from spark.progress_listener import ProgressRecorder
 from spark.streaming_job import RAW_TRANSACTIONS, start_queries
-from tests.spark.conftest import load_dimensions, module_settings, scalar, truncate_speed_tables
+from stack import stream_service
+from tests.spark.conftest import (
+    load_dimensions,
+    module_settings,
+    scalar,
+    sink_waits_for_lock,
+    truncate_speed_tables,
+)
 from tests.spark.events import now_minute, send_events, transaction
 from tests.waiting import wait_for
 
@@ -88,3 +96,51 @@ def test_a_broker_gap_shows_degraded(settings: Settings) -> None:
     health = stream_health(settings.writer_dsn)
     assert health.state == "degraded"
     assert f"{settings.transactions_topic}: 17 messages lost" in health.reason
+
+
+def test_a_stalled_query_shows_degraded_with_the_waiting_count_then_recovers(
+    settings: Settings, spark: SparkSession
+) -> None:
+    """A live query whose batch cannot commit (the test holds the topic's watermark row lock the sink
+    needs) while messages wait: degraded with the exact count once RETAIL_STREAM_STALL_S passed, one
+    warning alert from the job's watcher, ok again once it lands."""
+    stalling = settings.model_copy(update={"stream_stall_s": 3.0})
+    topic = stalling.transactions_topic
+    load_dimensions(stalling)
+    recorder = ProgressRecorder(stalling.writer_dsn)
+    spark.streams.addListener(recorder)
+    rng = random.Random(7)
+    send_events(stalling, [transaction(rng, now_minute()) for _ in range(10)])
+    (query,) = start_queries(spark, stalling, (RAW_TRANSACTIONS,))
+    watcher = LogEndWatcher(stalling, every_s=1.0).start()
+    blocker = psycopg.connect(stalling.writer_dsn)
+    try:
+        wait_for(lambda: scalar(stalling, "select count(*) from raw.transactions") == 10, what="events")
+        assert stream_service.health(stalling, running=True).state == "ok"
+        blocker.execute("select 1 from ops.stream_watermarks where watermark_name = %s for update", (topic,))
+        send_events(stalling, [transaction(rng, now_minute()) for _ in range(15)])
+        wait_for(lambda: sink_waits_for_lock(stalling, blocker), what="the stream's batch to wait")
+
+        def status() -> str:
+            health = stream_service.health(stalling, running=True)
+            return health.reason if health and health.state == "degraded" else ""
+
+        wait_for(lambda: "stalled" in status(), timeout_s=120, what="degraded health")
+        assert f"{topic}: 15 messages waiting, nothing landed for " in status()
+        # The Pipeline health page's path without the broker: the ends the watcher recorded.
+        recorded = stream_health(stalling.writer_dsn, stall_s=3.0, topics=(topic, stalling.refunds_topic))
+        assert recorded.state == "degraded" and f"{topic}: 15 messages waiting" in recorded.reason
+        warnings = "select context->'waiting' from ops.alerts where severity = 'warning'"
+        wait_for(lambda: scalar(stalling, warnings) is not None, what="the stall alert")
+        assert scalar(stalling, warnings) == {topic: 15}
+
+        blocker.rollback()
+        wait_for(lambda: scalar(stalling, "select count(*) from raw.transactions") == 25, what="landing")
+        wait_for(lambda: stream_service.health(stalling, running=True).state == "ok", what="ok health")
+        # One alert per stall, however often status was asked meanwhile.
+        assert scalar(stalling, "select count(*) from ops.alerts where severity = 'warning'") == 1
+    finally:
+        blocker.close()
+        watcher.stop()
+        query.stop()
+        spark.streams.removeListener(recorder)

@@ -22,7 +22,7 @@ from spark.kafka_source import KafkaStreamReader
 from stack import stack
 from stack.supervisor import Supervisor
 from tests.scratch import free_port
-from tests.spark.conftest import scalar
+from tests.spark.conftest import scalar, sink_waits_for_lock
 from tests.spark.events import now_minute, producer, transaction
 from tests.waiting import wait_for
 
@@ -117,18 +117,6 @@ def test_three_down_up_cycles_land_every_event_once(stack_settings: Settings) ->
     assert scalar(settings, "select count(distinct event_id) from raw.transactions") == len(produced)
     assert scalar(settings, "select count(*) from ops.dead_letter") == 0
     assert speed_alerts(settings) == []
-
-
-def sink_waits_for_lock(settings: Settings, holder: psycopg.Connection) -> bool:
-    """A session other than `holder` waits for a lock: the stream's batch, which has read its records."""
-    return bool(
-        scalar(
-            settings,
-            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and pid <> %s"
-            " and query like '%%stream_watermarks%%'",
-            (holder.info.backend_pid,),
-        )
-    )
 
 
 @pytest.mark.timeout(1200)  # generous waits: a restart of the job on a loaded machine

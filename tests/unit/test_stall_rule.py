@@ -50,3 +50,12 @@ def test_only_the_same_log_counts_after_a_broker_restart() -> None:
     found = stall(ends, landed, {("tx", "id1"): ago(10)}, LONG_AGO, NOW, 120)
     assert found is not None and found.waiting == {"tx": 12}
     assert stall({("tx", "id2", 0): 12}, {("tx", "id2", 0): 12}, {}, LONG_AGO, NOW, 120) is None
+
+
+def test_messages_after_a_long_idle_stall_only_once_they_waited_the_limit() -> None:
+    """The watcher's view: the clock starts when it first saw them waiting, not at the last landing."""
+    ends, landed = {("tx", "id1", 0): 60}, {("tx", "id1", 0): 50}
+    long_idle = {("tx", "id1"): ago(3600)}
+    assert stall(ends, landed, long_idle, LONG_AGO, NOW, 120, waiting_since={"tx": ago(5)}) is None
+    found = stall(ends, landed, long_idle, LONG_AGO, NOW, 120, waiting_since={"tx": ago(121)})
+    assert found is not None and found.waiting == {"tx": 10}
