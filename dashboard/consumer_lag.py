@@ -9,6 +9,8 @@ ops.kafka_log_ends: a probe that was slow on a busy machine must not make the la
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pandas as pd
 import streamlit as st
 from kafka import KafkaConsumer
@@ -16,7 +18,7 @@ from kafka.errors import KafkaError
 
 from dashboard.db import DashboardError, settings
 from dashboard.queries import LIVE_TTL_S, kafka_log_ends, landed_offsets
-from retail.log_identity import broker_log_ends
+from retail.log_identity import arrivals_at, broker_log_ends
 from retail.topics import kafka_security
 
 # The probe's fetch returns within the broker's fetch wait when there is nothing beyond the reported end.
@@ -65,6 +67,30 @@ def current_broker_ends() -> pd.DataFrame | None:
         return broker_ends(current.bootstrap_servers, topics, tuple(sorted(kafka_security(current).items())))
     except DashboardError:
         return None
+
+
+def broker_arrivals(offsets: dict[tuple[str, int], int]) -> dict[str, datetime]:
+    """When the oldest waiting messages reached the broker (for the stall rule); none when it does not
+    answer (the rule then counts from the last landing)."""
+    current = settings()
+    try:
+        consumer = KafkaConsumer(
+            **kafka_security(current),
+            bootstrap_servers=current.bootstrap_servers,
+            client_id="retail-dashboard",
+            request_timeout_ms=3000,
+            bootstrap_timeout_ms=3000,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=50,
+        )
+    except KafkaError:
+        return {}
+    try:
+        return arrivals_at(consumer, offsets, PROBE_TIMEOUT_MS)
+    except KafkaError:
+        return {}
+    finally:
+        consumer.close()
 
 
 def true_ends(probed: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:

@@ -502,6 +502,7 @@ def _stream_health(
     stall_s: float,
     ends: tuple[tuple[str, str, int, int], ...] | None,
     topics: tuple[str, ...],
+    _arrivals: Any = None,  # underscore: not part of the cache key
 ) -> tuple[str, str]:
     import psycopg
 
@@ -510,7 +511,7 @@ def _stream_health(
 
     broker_ends = None if ends is None else {(t, i, p): e for t, i, p, e in ends}
     try:
-        health = stream_health(dsn, window_s, stall_s, broker_ends, topics)
+        health = stream_health(dsn, window_s, stall_s, broker_ends, topics, _arrivals)
     except psycopg.OperationalError as error:
         raise unavailable(error) from None
     except psycopg.Error as error:
@@ -518,10 +519,13 @@ def _stream_health(
     return health.state, health.reason
 
 
-def stream_health_state(ends: pd.DataFrame | None = None) -> tuple[str, str]:
+def stream_health_state(ends: pd.DataFrame | None = None, arrivals: Any = None) -> tuple[str, str]:
     """(ok | degraded | failed, reason): the speed layer's health as `retail status` shows it (one
     definition, `retail.stream_health.stream_health`); `ends`: the broker's (`consumer_lag.broker_ends`),
-    None when it did not answer."""
+    None when it did not answer; `arrivals`: `consumer_lag.broker_arrivals`."""
     current = settings()
     rows = None if ends is None else tuple(ends.itertuples(index=False, name=None))
-    return _stream_health(current.analyst_dsn, current.stream_failure_window_s, current.stream_stall_s, rows)
+    topics = (current.transactions_topic, current.refunds_topic)
+    return _stream_health(
+        current.analyst_dsn, current.stream_failure_window_s, current.stream_stall_s, rows, topics, arrivals
+    )

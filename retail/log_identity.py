@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 from retail.record_probe import fingerprint_offset, record_bytes
@@ -106,6 +107,27 @@ def broker_log_ends(consumer, topics: tuple[str, ...], timeout_ms: int) -> dict[
         return {}
     ends = probe_real_ends(consumer, tps, consumer.end_offsets(tps), timeout_ms)
     return {(tp.topic, ids[tp.topic], tp.partition): ends[tp] for tp in tps}
+
+
+def arrivals_at(consumer, offsets: dict[tuple[str, int], int], timeout_ms: int) -> dict[str, datetime]:
+    """Per topic, the oldest broker timestamp of the records at `offsets` ((topic, partition) -> offset;
+    a fetch may return the record batch holding it from an earlier offset). Partitions not read in time,
+    or records without a timestamp, are left out."""
+    from kafka import TopicPartition
+
+    if not offsets:
+        return {}
+    tps = {TopicPartition(t, p): o for (t, p), o in offsets.items()}
+    consumer.assign(list(tps))
+    for tp, offset in tps.items():
+        consumer.seek(tp, offset)
+    found: dict[str, datetime] = {}
+    for tp, records in consumer.poll(timeout_ms=timeout_ms).items():
+        first = next((r for r in records if r.offset >= tps[tp] and r.timestamp and r.timestamp > 0), None)
+        if first is not None:
+            at = datetime.fromtimestamp(first.timestamp / 1000, UTC)
+            found[tp.topic] = min(found.get(tp.topic, at), at)
+    return found
 
 
 def record_landed(cursor, offset: dict) -> None:

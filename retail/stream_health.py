@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -35,6 +35,8 @@ class StreamHealth:
 
 # (topic, topic id, partition) -> an offset: the broker's end, or the next offset to land
 LogOffsets = Mapping[tuple[str, str, int], int]
+# {(topic, partition): offset of its oldest waiting message} -> {topic: when the oldest reached the broker}
+Arrivals = Callable[[dict[tuple[str, int], int]], Mapping[str, datetime]]
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,13 @@ def read_stall(
     broker_ends: LogOffsets | None = None,
     topics: tuple[str, ...] = (),
     waiting_since: Mapping[str, datetime] | None = None,
+    arrivals: Arrivals | None = None,
 ) -> Stall | None:
     """The stall rule over the ops tables: the ends are the broker's answer when the caller could reach
     it (`broker_ends`), else the highest ends the job's watcher recorded (ops.kafka_log_ends, raised every
-    2 s while the job's process lives) of the newest log of each of `topics`."""
+    2 s while the job's process lives) of the newest log of each of `topics`. `arrivals`, asked only
+    about a stall, gives when the oldest waiting messages reached the broker (their record timestamps),
+    so a caller without memory does not call a burst after a long idle a stall."""
     if broker_ends is None:
         rows = conn.execute(
             """select topic, topic_id, kafka_partition, end_offset from ops.kafka_log_ends e
@@ -118,15 +123,19 @@ def read_stall(
     landed_at: dict[tuple[str, str], datetime] = {}
     for t, i, _, _, at in landed_rows:
         landed_at[(t, i)] = max(landed_at.get((t, i), at), at)
-    return stall(
-        broker_ends,
-        {(t, i, p): o for t, i, p, o, _ in landed_rows},
-        landed_at,
-        started[0],
-        started[1],
-        stall_s,
-        waiting_since,
-    )
+    landed = {(t, i, p): o for t, i, p, o, _ in landed_rows}
+    found = stall(broker_ends, landed, landed_at, started[0], started[1], stall_s, waiting_since)
+    if found is None or arrivals is None:
+        return found
+    oldest = {
+        (t, p): landed.get((t, i, p), 0)
+        for (t, i, p), end in broker_ends.items()
+        if t in found.waiting and end > landed.get((t, i, p), 0)
+    }
+    since = dict(waiting_since or {})
+    for topic, at in arrivals(oldest).items():
+        since[topic] = max(since.get(topic, at), min(at, started[1]))
+    return stall(broker_ends, landed, landed_at, started[0], started[1], stall_s, since)
 
 
 def record_stall_alert(dsn: str, found: Stall, stall_s: float) -> None:
@@ -186,12 +195,13 @@ def stream_health(
     stall_s: float = 120.0,
     broker_ends: LogOffsets | None = None,
     topics: tuple[str, ...] = (),
+    arrivals: Arrivals | None = None,
 ) -> StreamHealth:
     """failed: the job gave up, or a query is stopped by a failure; degraded: it failed and restarted
     within `window_s`, messages were lost to a replaced broker log within the last day, or it is stalled
-    (`read_stall`: `broker_ends` and `topics`, the stream's, as there)."""
+    (`read_stall`: `broker_ends`, `topics`, the stream's, and `arrivals` as there)."""
     with psycopg.connect(dsn, connect_timeout=5) as conn:
-        stalled = read_stall(conn, stall_s, broker_ends, topics)
+        stalled = read_stall(conn, stall_s, broker_ends, topics, arrivals=arrivals)
         gave_up = conn.execute(
             """select reason from ops.stream_failures where gave_up and failed_at >
                    coalesce((select max(changed_at) from ops.stream_status where state = 'running'),

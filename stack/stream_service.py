@@ -11,14 +11,15 @@ The job backs off after failures and, after too many, exits with status 3, which
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 
 import psycopg
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
-from retail.log_identity import broker_log_ends
+from retail.log_identity import arrivals_at, broker_log_ends
 from retail.settings import PROJECT_ROOT, Settings
-from retail.stream_health import LogOffsets, StreamHealth, stream_health
+from retail.stream_health import Arrivals, StreamHealth, stream_health
 from retail.topics import kafka_security
 from spark.session import STREAM_APP
 from stack import spark_cluster
@@ -57,12 +58,9 @@ def service(settings: Settings) -> Service:
     )
 
 
-def broker_ends(settings: Settings) -> LogOffsets | None:
-    """The broker's true ends of the stream's topics for the stall rule; None when it does not answer
-    (the rule then uses the ends the job's watcher recorded)."""
-    topics = (settings.transactions_topic, settings.refunds_topic)
+def _consumer(settings: Settings) -> KafkaConsumer | None:
     try:
-        consumer = KafkaConsumer(
+        return KafkaConsumer(
             **kafka_security(settings),
             bootstrap_servers=settings.bootstrap_servers,
             client_id="retail-status",
@@ -73,12 +71,19 @@ def broker_ends(settings: Settings) -> LogOffsets | None:
         )
     except KafkaError:
         return None
-    try:
-        return broker_log_ends(consumer, topics, timeout_ms=500)
-    except KafkaError:
-        return None
-    finally:
-        consumer.close()
+
+
+def _arrivals(consumer: KafkaConsumer) -> Arrivals:
+    """The record timestamps of the oldest waiting messages; none when the broker does not answer (the
+    stall then counts from the last landing)."""
+
+    def arrivals(offsets: dict[tuple[str, int], int]) -> dict[str, datetime]:
+        try:
+            return arrivals_at(consumer, offsets, 500)
+        except KafkaError:
+            return {}
+
+    return arrivals
 
 
 def health(settings: Settings, running: bool = False) -> StreamHealth | None:
@@ -86,17 +91,27 @@ def health(settings: Settings, running: bool = False) -> StreamHealth | None:
     database cannot be read); for a running job on the local cluster, also whether the master knows its
     application (a master restarted without its records leaves it waiting for executors forever, its
     process alive)."""
-    ends = broker_ends(settings) if running else None
+    topics = (settings.transactions_topic, settings.refunds_topic)
+    consumer = _consumer(settings) if running else None
+    try:
+        # The broker's ends for the stall rule; without its answer, the ends the job's watcher recorded.
+        ends = broker_log_ends(consumer, topics, timeout_ms=500) if consumer else None
+    except KafkaError:
+        ends = None
     try:
         recorded = stream_health(
             settings.writer_dsn,
             settings.stream_failure_window_s,
             settings.stream_stall_s,
             ends,
-            (settings.transactions_topic, settings.refunds_topic),
+            topics,
+            arrivals=_arrivals(consumer) if ends and consumer else None,
         )
     except psycopg.Error:
         recorded = None
+    finally:
+        if consumer is not None:
+            consumer.close()
     if running and settings.spark_cluster and (recorded is None or recorded.state == "ok"):
         try:
             problem = spark_cluster.application_problem(spark_cluster.master_state(settings), STREAM_APP)

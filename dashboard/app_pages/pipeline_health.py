@@ -17,7 +17,7 @@ import streamlit as st
 
 from dashboard import queries
 from dashboard.components import chart, count, local_time, panel, time_axis, wall_clock
-from dashboard.consumer_lag import consumer_lag, current_broker_ends
+from dashboard.consumer_lag import broker_arrivals, consumer_lag, current_broker_ends
 from dashboard.db import settings
 from dashboard.tables import table
 
@@ -35,7 +35,7 @@ def age(latest: object, now: datetime) -> str:
 @panel
 def stream_state() -> None:
     """A stopped query, a crash loop, a broker gap or a stall, with its reason, above everything else."""
-    state, reason = queries.stream_health_state(current_broker_ends())
+    state, reason = queries.stream_health_state(current_broker_ends(), broker_arrivals)
     if state == "failed":
         st.error(f"Speed layer failed: {reason}", icon=":material/error:")
     elif state == "degraded":
