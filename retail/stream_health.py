@@ -114,9 +114,9 @@ def read_stall(
     landed_rows = conn.execute(
         "select topic, topic_id, kafka_partition, next_offset, landed_at from ops.kafka_log_landed"
     ).fetchall()
+    # The latest start of a running query: a restarted query gets its own `stall_s` too.
     started = conn.execute(
-        """select max(changed_at), now() from ops.stream_status
-           having bool_and(state = 'running')"""
+        "select max(changed_at) filter (where state = 'running'), now() from ops.stream_status"
     ).fetchone()
     if not started or started[0] is None:
         return None
