@@ -178,8 +178,38 @@ def reset_checkpoints(settings: Settings) -> Path | None:
     return backup if moved else None
 
 
-def run(spark: SparkSession, settings: Settings) -> None:
-    """Run every query until one fails (raises StreamFailed) or the process is stopped."""
+class StopRequest:
+    """SIGTERM (supervisord, `retail down`) or SIGINT (Ctrl-C): a requested stop, which ends with exit 0.
+
+    Once the queries run, the handler only records the request and `run` polls for it: an exception
+    raised from a handler lands inside the py4j call the main thread is blocked in, breaks its gateway
+    connection, and the queries' stop then failed (exit 1). Before that, while the session and the queries
+    start, it raises KeyboardInterrupt, which `main` also treats as a requested stop."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._deferred = False
+
+    def install(self) -> StopRequest:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handle)
+        return self
+
+    def defer(self) -> None:
+        self._deferred = True
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if not self._deferred:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+# How often `run` looks for a requested stop while the queries run.
+_STOP_POLL_S = 1.0
+
+
+def run(spark: SparkSession, settings: Settings, stop: StopRequest) -> None:
+    """Run every query until one fails (raises StreamFailed) or a stop is requested; then stop them all."""
     # A restarted memory-only broker has no topics until someone creates them: the stream does, as
     # every producer and consumer of the platform does (idempotent).
     ensure_topics(settings)
@@ -188,20 +218,22 @@ def run(spark: SparkSession, settings: Settings) -> None:
     queries = start_queries(spark, settings)
     watcher = LogEndWatcher(settings).start() if settings.stream_source == "python" else None
     log.info("speed layer running: %s", ", ".join(q.name for q in queries))
+    stop.defer()
     try:
-        spark.streams.awaitAnyTermination()
+        while not stop.requested and not spark.streams.awaitAnyTermination(_STOP_POLL_S):
+            pass
     except StreamingQueryException as error:
         raise StreamFailed(failure_message(error)) from None
     finally:
+        if stop.requested:
+            log.info("stopping on request: stopping the queries")
         if watcher is not None:
             watcher.stop()
+        # A batch in flight finishes or is abandoned: its commit in ops.sink_commits makes a replay of
+        # it after the restart a no-op (exactly once either way).
         for query in queries:
             if query.isActive:
                 query.stop()
-
-
-def _stop_on_signal(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 # Exit status after too many failures: supervisord treats it as expected and does not restart.
@@ -237,22 +269,26 @@ def main(settings: Settings | None = None) -> int:
     """Entry point of `retail stream` and `python -m spark.streaming_job`; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings or get_settings()
-    # supervisord stops the service with SIGTERM: leave through `run`'s finally, stopping the queries.
-    signal.signal(signal.SIGTERM, _stop_on_signal)
-    failures = _failures(settings)
-    if failures:
-        # Back off before starting again: 2, 4, 8 ... seconds after 1, 2, 3 ... recent failures.
-        delay = min(2.0**failures, 60.0)
-        log.warning("%s recent failure(s): starting in %.0f s", failures, delay)
-        time.sleep(delay)
-    spark = spark_session(settings)
+    stop = StopRequest().install()
+    try:
+        failures = _failures(settings)
+        if failures:
+            # Back off before starting again: 2, 4, 8 ... seconds after 1, 2, 3 ... recent failures.
+            delay = min(2.0**failures, 60.0)
+            log.warning("%s recent failure(s): starting in %.0f s", failures, delay)
+            time.sleep(delay)
+        spark = spark_session(settings)
+    except KeyboardInterrupt:
+        log.info("stopped on request before the queries started")
+        return 0
+    stop.install()  # the SparkContext took SIGINT over
     spark.sparkContext.setLogLevel("WARN")
     try:
-        run(spark, settings)
+        run(spark, settings, stop)
     except StreamFailed as error:
         return _fail(settings, str(error))
     except KeyboardInterrupt:
-        log.info("stopping on request")
+        log.info("stopped on request while the queries started")
     finally:
         spark.stop()
     return 0

@@ -44,6 +44,10 @@ class Service:
     # services between two such ones together, and `down` stops them together, in reverse order.
     needed_by_later: bool = False
     stop_signal: str = "TERM"
+    # The stop signal goes to the whole process group (children that would not stop with their parent);
+    # False sends it to the service's own process, which stops its children itself. The kill after
+    # stop_wait_s always reaches the group.
+    stop_as_group: bool = True
     # Seconds between the stop signal and SIGKILL (supervisord's stopwaitsecs).
     stop_wait_s: int = 10
     # Runs once after the first successful health check of an `up` (migrations, topics).

@@ -33,6 +33,8 @@ class ProcessInfo:
     pid: int | None
     description: str
     last_error: str | None
+    # The exit status of the last run that ended (0 while none has).
+    exit_status: int
 
 
 def config_path(settings: Settings) -> Path:
@@ -89,7 +91,7 @@ def render_config(settings: Settings, services: list[Service]) -> str:
             "startretries=2",
             f"stopsignal={service.stop_signal}",
             f"stopwaitsecs={service.stop_wait_s}",
-            "stopasgroup=true",
+            f"stopasgroup={str(service.stop_as_group).lower()}",
             "killasgroup=true",
             f"stdout_logfile={_quote(str(log_path(settings, service.name)))}",
             "stdout_logfile_maxbytes=20MB",
@@ -182,6 +184,7 @@ class Supervisor:
             pid=raw["pid"] or None,
             description=raw["description"],
             last_error=last_error,
+            exit_status=raw["exitstatus"],
         )
 
     def start(self, name: str, wait: bool = True) -> None:
@@ -194,9 +197,10 @@ class Supervisor:
             cause = last_log_line(log_path(self.settings, name)) or fault.faultString
             raise StackError(f"{name} failed to start: {cause}; see `retail logs {name}`") from None
 
-    def stop(self, name: str) -> None:
+    def stop(self, name: str, wait: bool = True) -> None:
+        """Stop one program; without `wait`, return once it was signalled."""
         try:
-            self._rpc.supervisor.stopProcess(name, True)
+            self._rpc.supervisor.stopProcess(name, wait)
         except xmlrpc.client.Fault as fault:
             if "NOT_RUNNING" not in fault.faultString and "BAD_NAME" not in fault.faultString:
                 raise

@@ -3,6 +3,8 @@ the streaming job under supervisord, exactly as `retail up` runs them):
 
 * three `retail down` / `retail up` cycles with events produced before and after each: `down` drains,
   so every event lands exactly once and no alert is raised;
+* supervisord stops the stream (SIGTERM) while a batch waits to commit: the job stops its queries and
+  exits 0, no query is recorded as failed, and after the restart every event has landed exactly once;
 * the broker is killed with SIGKILL while messages are not landed: supervisord restarts it, the stream
   carries on with the new log by itself, and an `error` alert states the exact lost count per partition.
 """
@@ -20,9 +22,9 @@ import pytest
 from retail.settings import Settings, load_settings
 from spark.kafka_source import KafkaStreamReader
 from stack import stack
-from stack.supervisor import Supervisor
+from stack.supervisor import Supervisor, log_path
 from tests.scratch import free_port
-from tests.spark.conftest import scalar, sink_waits_for_lock
+from tests.spark.conftest import METRICS_MISMATCHES, scalar, sink_waits_for_lock
 from tests.spark.events import now_minute, producer, transaction
 from tests.waiting import wait_for
 
@@ -116,6 +118,54 @@ def test_three_down_up_cycles_land_every_event_once(stack_settings: Settings) ->
     wait_for(lambda: landed(settings) == len(produced), timeout_s=300, what="every event after 3 restarts")
     assert scalar(settings, "select count(distinct event_id) from raw.transactions") == len(produced)
     assert scalar(settings, "select count(*) from ops.dead_letter") == 0
+    assert speed_alerts(settings) == []
+
+
+def log_size(settings: Settings) -> int:
+    return log_path(settings, "stream").stat().st_size
+
+
+def logged_since(settings: Settings, offset: int) -> str:
+    with log_path(settings, "stream").open("rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
+
+
+@pytest.mark.timeout(1200)  # generous waits: a restart of the job on a loaded machine
+def test_sigterm_mid_batch_exits_0_and_lands_the_batch_once(stack_settings: Settings) -> None:
+    settings = stack.up(stack_settings, report=lambda line: None)
+    supervisor = Supervisor(settings)
+    rng = random.Random(13)
+    before = landed(settings)
+    produce(settings, 30, rng)
+    # The queries run (a first start on a loaded machine can take minutes).
+    wait_for(lambda: landed(settings) == before + 30, timeout_s=600, what="events before the stop")
+    offset = log_size(settings)
+    blocker = psycopg.connect(settings.writer_dsn)
+    try:
+        # The stream's next batch reads these, then waits to commit (see the broker test below).
+        blocker.execute(
+            "select 1 from ops.stream_watermarks where watermark_name = %s for update",
+            (settings.transactions_topic,),
+        )
+        produce(settings, 40, rng)
+        wait_for(lambda: sink_waits_for_lock(settings, blocker), what="a batch in flight")
+        supervisor.stop("stream", wait=False)  # SIGTERM, as `retail down` and supervision send it
+        stopping = "stopping on request"
+        wait_for(lambda: stopping in logged_since(settings, offset), what="the job to stop its queries")
+    finally:
+        blocker.close()  # the batch in flight may commit now, while its query stops
+    wait_for(lambda: supervisor.info("stream").state == "STOPPED", what="the stream to stop")
+    assert supervisor.info("stream").exit_status == 0, logged_since(settings, offset)[-3000:]
+    assert scalar(settings, "select count(*) from ops.stream_status where state = 'failed'") == 0
+    (line,) = [component for component in stack.status(settings) if component.name == "stream"]
+    assert line.state == "down", line  # stopped, not failed
+
+    stack.up(settings, report=lambda line: None)
+    wait_for(lambda: landed(settings) == before + 70, timeout_s=300, what="every event after the restart")
+    # Landed once (the raw keys could not hold it twice) and counted once in the minute metrics.
+    assert scalar(settings, "select count(distinct event_id) from raw.transactions") == before + 70
+    wait_for(lambda: scalar(settings, METRICS_MISMATCHES) == 0, what="metrics = recomputation from raw")
     assert speed_alerts(settings) == []
 
 
