@@ -206,6 +206,21 @@ class StopRequest:
 
 # How often `run` looks for a requested stop while the queries run.
 _STOP_POLL_S = 1.0
+# How long a requested stop waits for running batches to end (supervisord kills after 20 s).
+_STOP_GRACE_S = 6.0
+
+
+def stop_between_batches(queries: list[StreamingQuery], grace_s: float = _STOP_GRACE_S) -> None:
+    """Stop each query once its running batch has ended, if it ends within `grace_s` (one deadline).
+
+    Stopping a query mid-batch is safe (the batch is replayed once after the restart), but Spark logs its
+    interrupted writes as errors; raw queries go first, so the lake queries see their last hand-over."""
+    deadline = time.monotonic() + grace_s
+    for query in queries:
+        while time.monotonic() < deadline and query.isActive and query.status["isTriggerActive"]:
+            time.sleep(0.1)
+        if query.isActive:
+            query.stop()
 
 
 def run(spark: SparkSession, settings: Settings, stop: StopRequest) -> None:
@@ -231,9 +246,7 @@ def run(spark: SparkSession, settings: Settings, stop: StopRequest) -> None:
             watcher.stop()
         # A batch in flight finishes or is abandoned: its commit in ops.sink_commits makes a replay of
         # it after the restart a no-op (exactly once either way).
-        for query in queries:
-            if query.isActive:
-                query.stop()
+        stop_between_batches(queries, _STOP_GRACE_S if stop.requested else 0.0)
 
 
 # Exit status after too many failures: supervisord treats it as expected and does not restart.
