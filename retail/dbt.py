@@ -81,21 +81,6 @@ def manifest_path(settings: Settings) -> Path:
     return dbt_state_dir(settings) / "target" / "manifest.json"
 
 
-def ensure_manifest(settings: Settings, project_dir: Path = DBT_PROJECT_DIR) -> Path:
-    """A manifest no older than the project's files (`dbt parse` when needed).
-
-    Preparing Airflow runs it so a project that does not parse stops `retail up` with dbt's error,
-    before any DAG run tries to build it.
-    """
-    path = manifest_path(settings)
-    newest = max(f.stat().st_mtime for f in project_dir.rglob("*") if f.is_file())
-    if not path.is_file() or path.stat().st_mtime < newest:
-        result = run_dbt(settings, ["parse", "--quiet"], project_dir)
-        if not result.success:
-            raise RuntimeError(f"dbt parse failed: {result.exception or 'see the dbt log'}")
-    return path
-
-
 # dbt commands that create or change relations: their callers hold the writer lock (retail.writer_lock).
 _WRITING_COMMANDS = frozenset({"build", "run", "snapshot", "seed", "clone", "retry"})
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-from retail.dbt import dbt_state_dir, ensure_manifest
+from retail.dbt import dbt_state_dir
 from retail.settings import GENERATED_PASSWORD_FIELDS, POSTGRES_CONN_ID, PROJECT_ROOT, Settings, env_name
 from stack.errors import StackError
 from stack.service import Service, http_json
@@ -310,11 +310,6 @@ def prepare(settings: Settings) -> None:
             f"preparing Airflow's metadata database {settings.airflow_db_name} failed ({cause}); "
             "the PostgreSQL admin login needs CREATEROLE and CREATEDB, or set RETAIL_AIRFLOW_ENABLED=false"
         ) from None
-    try:
-        # A dbt project that does not parse stops here, not in the first hourly run.
-        ensure_manifest(settings)
-    except RuntimeError as error:
-        raise StackError(f"{error}; run `retail dbt parse` to see the cause in dbt_project/") from None
 
 
 def health(settings: Settings) -> dict:

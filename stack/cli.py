@@ -14,7 +14,7 @@
     retail docs        generate and serve the dbt docs site
     retail db migrate  apply pending database migrations
     retail db init     migrate, load dimensions, create Airflow's database (docker compose's init)
-    retail airflow prepare  Airflow's config, metadata and dbt manifest (docker compose's airflow-init)
+    retail airflow prepare  Airflow's config, metadata and writer pool (docker compose's airflow-init)
     retail secrets     generate local passwords (docker compose reads the same file)
 
 Errors a user can fix print one line, `error: <cause>; <fix>`, and exit with status 1.
@@ -35,7 +35,6 @@ from ml.cli import app as ml_app
 from producer.cli import app as produce_app
 from retail import cli_errors
 from retail.db import DatabaseUnavailable, MigrationError, migrate
-from retail.dbt import ensure_manifest
 from retail.settings import Settings, SettingsError, load_settings
 from retail.writer_lock import WriterLockTimeout, writer_lock
 from spark.cli import batch as batch_command
@@ -280,13 +279,13 @@ def db_init() -> None:
 @airflow_app.command("prepare")
 @fails_cleanly
 def airflow_prepare() -> None:
-    """Airflow's config files, metadata migration, writer pool and dbt manifest (compose airflow-init);
-    needs only Airflow's own login, `retail db init` created it."""
+    """Airflow's config files, metadata migration and writer pool (compose airflow-init); needs only
+    Airflow's own login, `retail db init` created it."""
     current = settings()
     airflow.write_config(current)
     airflow.migrate_metadata(current)
     airflow.ensure_writer_pool(current)
-    typer.echo(f"Airflow prepared; dbt manifest at {ensure_manifest(current)}.")
+    typer.echo(f"Airflow prepared in {current.airflow_home}.")
 
 
 @db_app.command("migrate")

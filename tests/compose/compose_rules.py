@@ -478,8 +478,8 @@ def _one_shot_running(compose: Compose, *arguments: str) -> str | None:
 
 
 def start_up_problems(compose: Compose) -> list[str]:
-    """What must exist before the pipeline runs: dimensions loaded before the stream, DAGs unpaused, dbt's
-    manifest built before Airflow parses DAGs, connections enough for Airflow."""
+    """What must exist before the pipeline runs: dimensions loaded before the stream, DAGs unpaused,
+    Airflow prepared (config, metadata, writer pool) before its processes start, connections enough."""
     problems = []
     init = _one_shot_running(compose, "retail", "db", "init")
     stream = next(
@@ -493,7 +493,7 @@ def start_up_problems(compose: Compose) -> list[str]:
     prepare = _one_shot_running(compose, "retail", "airflow", "prepare")
     if prepare is None:
         problems.append(
-            "no container runs `retail airflow prepare` (dbt manifest): DAG parses fall back to dbt ls"
+            "no container runs `retail airflow prepare` (Airflow's config, metadata and writer pool)"
         )
     for name, service in sorted(airflow.items()):
         environment = environment_of(service)

@@ -58,7 +58,7 @@ RULES: dict[str, tuple[Rule, str]] = {
     "only the database gets the superuser": (rules.superuser_problems, "airflow-init: gets the superuser"),
     "published ports on 127.0.0.1": (rules.published_port_problems, "postgres: port 15432:5432"),
     "stream and batch both get cores": (rules.spark_core_problems, "stream: no spark.cores.max"),
-    "dimensions, unpaused DAGs, manifest, connections": (rules.start_up_problems, "DAGs start paused"),
+    "dimensions, unpaused DAGs, prepare, connections": (rules.start_up_problems, "DAGs start paused"),
     "Kafka connector baked into the image": (
         lambda compose: rules.connector_problems(compose, DOCKERFILE),
         "stream: downloads Spark packages",
