@@ -2,7 +2,7 @@
 -- the sink in the same transaction as the batch's rows. Spark writes its own commit log only after that
 -- transaction, so a stop in between (`retail down`, kill -9) leaves the checkpoint one batch behind what
 -- really landed, and a loss count taken from the checkpoint alone would call that batch lost when the log
--- is replaced. Internal to the stream, like ops.sink_commits: not granted to the analyst.
+-- is replaced.
 create table if not exists ops.kafka_log_landed (
     topic           text not null,
     topic_id        text not null,

@@ -36,6 +36,7 @@ ANALYST_ML_OPS = {
     "ops.dead_letter_redacted",
     "ops.kafka_log_changes",
     "ops.kafka_log_ends",
+    "ops.kafka_log_landed",
     "ops.landed_offsets",
     "ops.late_events",
     "ops.rejected_rows",
