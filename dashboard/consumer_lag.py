@@ -13,12 +13,12 @@ from datetime import datetime
 
 import pandas as pd
 import streamlit as st
-from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from dashboard.db import DashboardError, settings
 from dashboard.queries import LIVE_TTL_S, kafka_log_ends, landed_offsets
 from retail.log_identity import arrivals_at, broker_log_ends
+from retail.record_probe import probe_consumer
 from retail.topics import kafka_security
 
 # The probe's fetch returns within the broker's fetch wait when there is nothing beyond the reported end.
@@ -33,15 +33,7 @@ def broker_ends(
     """(topic, topic_id, kafka_partition, end_offset) for every partition, with true end offsets;
     `security` holds the client's SASL/TLS arguments (a tuple: part of the cache key)."""
     try:
-        consumer = KafkaConsumer(
-            **dict(security),
-            bootstrap_servers=bootstrap,
-            client_id="retail-dashboard",
-            request_timeout_ms=3000,
-            bootstrap_timeout_ms=3000,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=50,
-        )
+        consumer = probe_consumer(bootstrap, dict(security), "retail-dashboard")
     except KafkaError as error:
         raise DashboardError(
             f"Kafka at {bootstrap} unreachable ({type(error).__name__}); consumer lag unknown. "
@@ -74,15 +66,7 @@ def broker_arrivals(offsets: dict[tuple[str, int], int]) -> dict[str, datetime]:
     answer (the rule then counts from the last landing)."""
     current = settings()
     try:
-        consumer = KafkaConsumer(
-            **kafka_security(current),
-            bootstrap_servers=current.bootstrap_servers,
-            client_id="retail-dashboard",
-            request_timeout_ms=3000,
-            bootstrap_timeout_ms=3000,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=50,
-        )
+        consumer = probe_consumer(current.bootstrap_servers, kafka_security(current), "retail-dashboard")
     except KafkaError:
         return {}
     try:

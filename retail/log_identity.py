@@ -112,12 +112,17 @@ def broker_log_ends(consumer, topics: tuple[str, ...], timeout_ms: int) -> dict[
 def arrivals_at(consumer, offsets: dict[tuple[str, int], int], timeout_ms: int) -> dict[str, datetime]:
     """Per topic, the oldest broker timestamp of the records at `offsets` ((topic, partition) -> offset;
     a fetch may return the record batch holding it from an earlier offset). Partitions not read in time,
-    or records without a timestamp, are left out."""
+    or records without a timestamp, are left out, and so are partitions the broker does not hold: a fetch
+    from a missing topic makes the embedded broker create it, with its default partition count."""
     from kafka import TopicPartition
 
-    if not offsets:
+    tps = {
+        TopicPartition(t, p): o
+        for (t, p), o in offsets.items()
+        if p in (consumer.partitions_for_topic(t) or ())
+    }
+    if not tps:
         return {}
-    tps = {TopicPartition(t, p): o for (t, p), o in offsets.items()}
     consumer.assign(list(tps))
     for tp, offset in tps.items():
         consumer.seek(tp, offset)

@@ -53,6 +53,25 @@ def offset_consumer(
     )
 
 
+def probe_consumer(bootstrap: str, security: Mapping[str, str], client_id: str):
+    """A consumer for status checks (log ends, record timestamps): short timeouts, no group, no commits,
+    and, like `offset_consumer`, it never creates a topic. Raises kafka's KafkaError when the broker
+    cannot be reached."""
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(
+        **security,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=50,
+        request_timeout_ms=3000,
+        bootstrap_timeout_ms=3000,
+        allow_auto_create_topics=False,
+        client_id=client_id,
+    )
+
+
 def sampling_consumer(bootstrap: str, security: str = "{}"):
     """A consumer whose fetches are small: it reads samples, never whole ranges."""
     return offset_consumer(

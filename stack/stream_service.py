@@ -18,6 +18,7 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from retail.log_identity import arrivals_at, broker_log_ends
+from retail.record_probe import probe_consumer
 from retail.settings import PROJECT_ROOT, Settings
 from retail.stream_health import Arrivals, StreamHealth, stream_health
 from retail.topics import kafka_security
@@ -63,15 +64,7 @@ def service(settings: Settings) -> Service:
 
 def _consumer(settings: Settings) -> KafkaConsumer | None:
     try:
-        return KafkaConsumer(
-            **kafka_security(settings),
-            bootstrap_servers=settings.bootstrap_servers,
-            client_id="retail-status",
-            request_timeout_ms=3000,
-            bootstrap_timeout_ms=3000,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=50,
-        )
+        return probe_consumer(settings.bootstrap_servers, kafka_security(settings), "retail-status")
     except KafkaError:
         return None
 

@@ -11,8 +11,10 @@ import pytest
 from kafka import KafkaProducer
 
 from dashboard.consumer_lag import broker_ends, true_ends
+from retail.log_identity import arrivals_at, broker_log_ends
+from retail.record_probe import probe_consumer
 from retail.settings import Settings
-from retail.topics import ensure_topics
+from retail.topics import admin_client, ensure_topics
 
 
 def ends(*rows: tuple[str, str, int, int]) -> pd.DataFrame:
@@ -42,3 +44,24 @@ def test_broker_ends_count_the_last_record_batch(platform: Settings) -> None:
     shown = broker_ends(platform.bootstrap_servers, (topic,))
     assert list(zip(shown["kafka_partition"], shown["end_offset"], strict=True)) == [(0, 25)]
     assert shown["topic_id"][0]  # Tansu gives every topic an id: the recorded ends of its log apply
+
+
+@pytest.mark.integration
+def test_probing_a_missing_topic_does_not_create_it(platform: Settings) -> None:
+    """After a restart of the memory-only broker, the dashboard and `retail status` may ask before the
+    stream has created its topics: a topic auto-created by their metadata request would get the broker's
+    default partition count instead of the platform's."""
+    topic = f"missing_{uuid.uuid4().hex[:8]}"
+    shown = broker_ends(platform.bootstrap_servers, (topic,))
+    consumer = probe_consumer(platform.bootstrap_servers, {}, "test")
+    try:
+        assert broker_log_ends(consumer, (topic,), 500) == {}
+        assert arrivals_at(consumer, {(topic, 0): 0}, 500) == {}
+    finally:
+        consumer.close()
+    assert shown.empty
+    admin = admin_client(platform)
+    try:
+        assert topic not in admin.list_topics()
+    finally:
+        admin.close()
