@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 END = datetime(2026, 11, 2, tzinfo=UTC)
 # consume(settings, topic) -> messages with .partition, .key, .value (see conftest.py)
-Consume = Callable[[Settings, str], list]
+Consume = Callable[..., list]
 
 
 def small_config(customers: int = 2000):
@@ -78,11 +78,10 @@ def test_same_seed_gives_the_same_stream_with_any_worker_count(platform: Setting
                 "refunds_topic": f"determinism_rf_{index}",
             }
         )
-        backfill(settings, 2, seed=5, end=END, workers=workers, config=small_config(1500))
-        streams.append(
-            sorted(m.value for m in consume(settings, settings.transactions_topic))
-            + sorted(m.value for m in consume(settings, settings.refunds_topic))
-        )
+        summary = backfill(settings, 2, seed=5, end=END, workers=workers, config=small_config(1500))
+        sales = consume(settings, settings.transactions_topic, expected=summary.transactions)
+        refunds = consume(settings, settings.refunds_topic, expected=summary.refunds)
+        streams.append(sorted(m.value for m in sales) + sorted(m.value for m in refunds))
     assert streams[0] == streams[1]
     assert len(streams[0]) > 100
 
