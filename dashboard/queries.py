@@ -10,6 +10,7 @@ Nothing here recomputes what a mart already holds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -500,16 +501,19 @@ def _stream_health(
     dsn: str,
     window_s: float,
     stall_s: float,
-    ends: tuple[tuple[str, str, int, int], ...] | None,
     topics: tuple[str, ...],
-    _arrivals: Any = None,  # underscore: not part of the cache key
+    _ends: Callable[[], pd.DataFrame | None] | None = None,  # underscore: not part of the cache key
+    _arrivals: Any = None,
 ) -> tuple[str, str]:
     import psycopg
 
     from dashboard.db import DashboardError, unavailable
     from retail.stream_health import stream_health
 
-    broker_ends = None if ends is None else {(t, i, p): e for t, i, p, e in ends}
+    # Asked only when the cached health expired: the broker's ends are themselves cached
+    # (`consumer_lag.broker_ends`, shared with the lag panel), so a render costs one cache lookup.
+    ends = _ends() if _ends is not None else None
+    broker_ends = None if ends is None else {(t, i, p): e for t, i, p, e in ends.itertuples(index=False)}
     try:
         health = stream_health(dsn, window_s, stall_s, broker_ends, topics, _arrivals)
     except psycopg.OperationalError as error:
@@ -519,13 +523,14 @@ def _stream_health(
     return health.state, health.reason
 
 
-def stream_health_state(ends: pd.DataFrame | None = None, arrivals: Any = None) -> tuple[str, str]:
+def stream_health_state(
+    ends: Callable[[], pd.DataFrame | None] | None = None, arrivals: Any = None
+) -> tuple[str, str]:
     """(ok | degraded | failed, reason): the speed layer's health as `retail status` shows it (one
-    definition, `retail.stream_health.stream_health`); `ends`: the broker's (`consumer_lag.broker_ends`),
-    None when it did not answer; `arrivals`: `consumer_lag.broker_arrivals`."""
+    definition, `retail.stream_health.stream_health`); `ends()`: the broker's (`consumer_lag.
+    current_broker_ends`, None when it does not answer); `arrivals`: `consumer_lag.broker_arrivals`."""
     current = settings()
-    rows = None if ends is None else tuple(ends.itertuples(index=False, name=None))
     topics = (current.transactions_topic, current.refunds_topic)
     return _stream_health(
-        current.analyst_dsn, current.stream_failure_window_s, current.stream_stall_s, rows, topics, arrivals
+        current.analyst_dsn, current.stream_failure_window_s, current.stream_stall_s, topics, ends, arrivals
     )

@@ -35,7 +35,7 @@ def age(latest: object, now: datetime) -> str:
 @panel
 def stream_state() -> None:
     """A stopped query, a crash loop, a broker gap or a stall, with its reason, above everything else."""
-    state, reason = queries.stream_health_state(current_broker_ends(), broker_arrivals)
+    state, reason = queries.stream_health_state(current_broker_ends, broker_arrivals)
     if state == "failed":
         st.error(f"Speed layer failed: {reason}", icon=":material/error:")
     elif state == "degraded":
