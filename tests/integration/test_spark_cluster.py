@@ -171,6 +171,17 @@ def _events(seed: int, start: datetime) -> tuple[list, list]:
     return backfill(seed, BASKETS, start, timedelta(minutes=3))
 
 
+def _halves(baskets: list, refunds: list) -> tuple[tuple[list, list], tuple[list, list]]:
+    """The baskets split in two, each half with its own baskets' refunds: one half is sent before a
+    kill, the other while the killed process is down or back."""
+    half = len(baskets) // 2
+    first = {b.transaction_id for b in baskets[:half]}
+    return (
+        (baskets[:half], [r for r in refunds if r.transaction_id in first]),
+        (baskets[half:], [r for r in refunds if r.transaction_id not in first]),
+    )
+
+
 def _closing(settings: Settings, hour: datetime, run_id: str) -> Future:
     """The batch job closing `hour`, submitted as the DAGs submit it (SparkSubmitOperator), in a thread."""
     operator = recompute_operator("recompute_closed_hours", settings, "plan_hours")
@@ -246,9 +257,8 @@ def test_stream_and_batch_on_a_cluster_survive_worker_and_master_sigkills(cluste
     run_id = f"cluster-{seed}"
     closing = _closing(settings, closed_hour, run_id)
     baskets, refunds = _events(seed + 1, live_hour + timedelta(minutes=20))
-    half = len(baskets) // 2
-    first_half = {b.transaction_id for b in baskets[:half]}
-    send_events(settings, baskets[:half], [r for r in refunds if r.transaction_id in first_half])
+    before, after = _halves(baskets, refunds)
+    send_events(settings, *before)
     sent_baskets += baskets
     sent_refunds += refunds
 
@@ -269,7 +279,7 @@ def test_stream_and_batch_on_a_cluster_survive_worker_and_master_sigkills(cluste
     assert Path(f"/proc/{worker.pid}/exe").resolve().name == "java"
     phase("batch job has its executors")
     os.kill(worker.pid, signal.SIGKILL)
-    send_events(settings, baskets[half:], [r for r in refunds if r.transaction_id not in first_half])
+    send_events(settings, *after)
 
     def restarted() -> bool:
         info = supervisor.info("spark-worker")
@@ -300,9 +310,8 @@ def test_stream_and_batch_on_a_cluster_survive_worker_and_master_sigkills(cluste
     assert master is not None and master.pid
     os.kill(master.pid, signal.SIGKILL)
     baskets, refunds = _events(seed + 2, live_hour + timedelta(minutes=30))
-    half = len(baskets) // 2
-    first_half = {b.transaction_id for b in baskets[:half]}
-    send_events(settings, baskets[:half], [r for r in refunds if r.transaction_id in first_half])
+    before, after = _halves(baskets, refunds)
+    send_events(settings, *before)
     sent_baskets += baskets
     sent_refunds += refunds
 
@@ -322,7 +331,7 @@ def test_stream_and_batch_on_a_cluster_survive_worker_and_master_sigkills(cluste
         lambda: cores(STREAM_APP) == STREAM_CORES, timeout_s=180, what="the stream's app registered again"
     )
     assert _app(settings, STREAM_APP)["id"] == stream_app["id"]
-    send_events(settings, baskets[half:], [r for r in refunds if r.transaction_id not in first_half])
+    send_events(settings, *after)
     landed()
     phase("third backfill landed")
     line = next(c for c in stack.status(settings) if c.name == "stream")

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql.streaming import StreamingQuery
 
 from retail.settings import Settings
 from retail.stream_health import record_query_state, stream_health
@@ -46,15 +48,26 @@ def settings(platform: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
         conn.execute(f"truncate {OPS_HEALTH_TABLES}")
 
 
-def test_a_stopped_query_shows_failed_with_its_reason(settings: Settings, spark: SparkSession) -> None:
+@contextmanager
+def landed_query(settings: Settings, spark: SparkSession, seed: int) -> Iterator[StreamingQuery]:
+    """The raw_transactions query, its progress recorded as the job records it, once its first 10
+    baskets have landed; stopped on exit."""
     load_dimensions(settings)
     recorder = ProgressRecorder(settings.writer_dsn)
     spark.streams.addListener(recorder)
-    rng = random.Random(4)
+    rng = random.Random(seed)
     send_events(settings, [transaction(rng, now_minute()) for _ in range(10)])
     (query,) = start_queries(spark, settings, (RAW_TRANSACTIONS,))
     try:
         wait_for(lambda: scalar(settings, "select count(*) from raw.transactions") == 10, what="events")
+        yield query
+    finally:
+        query.stop()
+        spark.streams.removeListener(recorder)
+
+
+def test_a_stopped_query_shows_failed_with_its_reason(settings: Settings, spark: SparkSession) -> None:
+    with landed_query(settings, spark, seed=4) as query:
         assert stream_health(settings.writer_dsn).state == "ok"
         admin = admin_client(settings)
         try:
@@ -63,9 +76,6 @@ def test_a_stopped_query_shows_failed_with_its_reason(settings: Settings, spark:
             admin.close()
         wait_for(lambda: not query.isActive, timeout_s=180, what="the query to stop")
         wait_for(lambda: stream_health(settings.writer_dsn).state == "failed", what="failed health")
-    finally:
-        query.stop()
-        spark.streams.removeListener(recorder)
     health = stream_health(settings.writer_dsn)
     assert f"query {RAW_TRANSACTIONS} stopped" in health.reason
     assert settings.transactions_topic in health.reason
@@ -106,41 +116,35 @@ def test_a_stalled_query_shows_degraded_with_the_waiting_count_then_recovers(
     warning alert from the job's watcher, ok again once it lands."""
     stalling = settings.model_copy(update={"stream_stall_s": 3.0})
     topic = stalling.transactions_topic
-    load_dimensions(stalling)
-    recorder = ProgressRecorder(stalling.writer_dsn)
-    spark.streams.addListener(recorder)
-    rng = random.Random(7)
-    send_events(stalling, [transaction(rng, now_minute()) for _ in range(10)])
-    (query,) = start_queries(spark, stalling, (RAW_TRANSACTIONS,))
-    watcher = LogEndWatcher(stalling, every_s=1.0).start()
-    blocker = psycopg.connect(stalling.writer_dsn)
-    try:
-        wait_for(lambda: scalar(stalling, "select count(*) from raw.transactions") == 10, what="events")
-        assert stream_service.health(stalling, running=True).state == "ok"
-        blocker.execute("select 1 from ops.stream_watermarks where watermark_name = %s for update", (topic,))
-        send_events(stalling, [transaction(rng, now_minute()) for _ in range(15)])
-        wait_for(lambda: sink_waits_for_lock(stalling, blocker), what="the stream's batch to wait")
+    rng = random.Random(8)
+    with landed_query(stalling, spark, seed=7):
+        watcher = LogEndWatcher(stalling, every_s=1.0).start()
+        blocker = psycopg.connect(stalling.writer_dsn)
+        try:
+            assert stream_service.health(stalling, running=True).state == "ok"
+            lock = "select 1 from ops.stream_watermarks where watermark_name = %s for update"
+            blocker.execute(lock, (topic,))
+            send_events(stalling, [transaction(rng, now_minute()) for _ in range(15)])
+            wait_for(lambda: sink_waits_for_lock(stalling, blocker), what="the stream's batch to wait")
 
-        def status() -> str:
-            health = stream_service.health(stalling, running=True)
-            return health.reason if health and health.state == "degraded" else ""
+            def status() -> str:
+                health = stream_service.health(stalling, running=True)
+                return health.reason if health and health.state == "degraded" else ""
 
-        wait_for(lambda: "stalled" in status(), timeout_s=120, what="degraded health")
-        assert f"{topic}: 15 messages waiting, nothing landed for " in status()
-        # The Pipeline health page's path without the broker: the ends the watcher recorded.
-        recorded = stream_health(stalling.writer_dsn, stall_s=3.0, topics=(topic, stalling.refunds_topic))
-        assert recorded.state == "degraded" and f"{topic}: 15 messages waiting" in recorded.reason
-        warnings = "select context->'waiting' from ops.alerts where severity = 'warning'"
-        wait_for(lambda: scalar(stalling, warnings) is not None, what="the stall alert")
-        assert scalar(stalling, warnings) == {topic: 15}
+            wait_for(lambda: "stalled" in status(), timeout_s=120, what="degraded health")
+            assert f"{topic}: 15 messages waiting, nothing landed for " in status()
+            # The Pipeline health page's path without the broker: the ends the watcher recorded.
+            recorded = stream_health(stalling.writer_dsn, stall_s=3.0, topics=(topic, stalling.refunds_topic))
+            assert recorded.state == "degraded" and f"{topic}: 15 messages waiting" in recorded.reason
+            warnings = "select context->'waiting' from ops.alerts where severity = 'warning'"
+            wait_for(lambda: scalar(stalling, warnings) is not None, what="the stall alert")
+            assert scalar(stalling, warnings) == {topic: 15}
 
-        blocker.rollback()
-        wait_for(lambda: scalar(stalling, "select count(*) from raw.transactions") == 25, what="landing")
-        wait_for(lambda: stream_service.health(stalling, running=True).state == "ok", what="ok health")
-        # One alert per stall, however often status was asked meanwhile.
-        assert scalar(stalling, "select count(*) from ops.alerts where severity = 'warning'") == 1
-    finally:
-        blocker.close()
-        watcher.stop()
-        query.stop()
-        spark.streams.removeListener(recorder)
+            blocker.rollback()
+            wait_for(lambda: scalar(stalling, "select count(*) from raw.transactions") == 25, what="landing")
+            wait_for(lambda: stream_service.health(stalling, running=True).state == "ok", what="ok health")
+            # One alert per stall, however often status was asked meanwhile.
+            assert scalar(stalling, "select count(*) from ops.alerts where severity = 'warning'") == 1
+        finally:
+            blocker.close()
+            watcher.stop()
